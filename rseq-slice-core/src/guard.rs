@@ -1,0 +1,70 @@
+//! The request/grant guard.
+
+use core::marker::PhantomData;
+
+use crate::local::LOCAL;
+
+/// Asks the kernel not to preempt this thread while the guard lives.
+///
+/// Creating the outermost guard of a thread sets `rseq->slice_ctrl.request`;
+/// dropping it clears `request` and, when the kernel granted an extension in
+/// between, calls `rseq_slice_yield()` to give the CPU back at once. Inner
+/// guards only count. Where the extension is off the same stores go to
+/// thread-local dummy bytes, so a guard costs about nothing.
+///
+/// Keep the section short (a grant lasts 5 µs by default, 50 µs at most) and
+/// free of system calls: any system call inside a grant ends it.
+/// [`mem::forget`](core::mem::forget)ting a guard leaves the thread's
+/// request set until it exits; nothing worse happens.
+///
+/// The guard belongs to its thread's rseq area, so it is neither `Send` nor
+/// `Sync`.
+///
+/// ```
+/// let _g = rseq_slice_core::SliceGuard::new();
+/// // short critical section, e.g. while holding a lock
+/// ```
+#[must_use = "the section ends when the guard is dropped"]
+#[clippy::has_significant_drop]
+#[derive(Debug)]
+pub struct SliceGuard {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl SliceGuard {
+    /// Request a time slice extension until the guard is dropped.
+    #[inline]
+    pub fn new() -> SliceGuard {
+        // `with` can only fail inside LOCAL's destructor, and LOCAL has none.
+        LOCAL.with(|l| l.enter());
+        SliceGuard {
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Default for SliceGuard {
+    #[inline]
+    fn default() -> Self {
+        SliceGuard::new()
+    }
+}
+
+impl Drop for SliceGuard {
+    #[inline]
+    fn drop(&mut self) {
+        LOCAL.with(|l| l.exit());
+    }
+}
+
+/// Run `f` under a [`SliceGuard`]: the closure form.
+///
+/// ```
+/// let sum = rseq_slice_core::critical(|| 1 + 1);
+/// assert_eq!(sum, 2);
+/// ```
+#[inline]
+pub fn critical<R>(f: impl FnOnce() -> R) -> R {
+    let _g = SliceGuard::new();
+    f()
+}

@@ -1,0 +1,65 @@
+//! Linux's rseq *time slice extension* for one thread at a time.
+//!
+//! Since Linux 7.0 a thread can ask the scheduler to defer a preemption for a
+//! few microseconds while it holds a lock: it sets `request` in its rseq area,
+//! and if the kernel would have preempted it meanwhile, the kernel grants an
+//! extension instead and the thread gives the CPU back with
+//! `rseq_slice_yield()` when the section ends. This crate registers the area,
+//! turns the feature on, and wraps the protocol in a guard:
+//!
+//! ```
+//! // Once per thread (runtime adapters do it from their thread-start hooks).
+//! if let Err(why) = rseq_slice_core::init() {
+//!     eprintln!("running without the slice extension: {why}");
+//! }
+//! let value = rseq_slice_core::critical(|| {
+//!     // a short critical section: a few microseconds, no system calls
+//!     42
+//! });
+//! assert_eq!(value, 42);
+//! ```
+//!
+//! Where the feature is missing, guards still work and cost about nothing:
+//! they write to thread-local dummy bytes. [`Unavailable`] says why.
+//!
+//! Modules, one concept each: `abi` (the kernel's layout and constants),
+//! `sys` (the system calls), `thread` (registration), `local` and `guard`
+//! (the protocol), `stats` (counters), `reason` (why not).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
+
+pub mod abi;
+mod guard;
+mod local;
+mod reason;
+mod stats;
+mod sys;
+mod thread;
+
+pub use guard::{SliceGuard, critical};
+pub use reason::{Error, Unavailable};
+pub use rustix::io::Errno;
+pub use stats::{SharedStats, SliceStats};
+pub use sys::LibcRseq;
+pub use thread::{
+    AreaFlags, EnableVia, Registrar, ThreadReport, disable, enable, init, init_with,
+    kernel_support, state,
+};
+
+/// The calling thread's counters since it started.
+pub fn stats() -> SliceStats {
+    local::LOCAL.with(|l| l.stats())
+}
+
+/// `rseq_slice_yield()`: give the CPU back inside a grant; true when the
+/// thread yielded within its extension. Guards call it for you.
+pub fn slice_yield() -> bool {
+    sys::slice_yield()
+}

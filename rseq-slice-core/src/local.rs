@@ -1,0 +1,156 @@
+//! The hot per-thread state every guard touches: where `request` lives, the
+//! nesting depth, and the counters.
+//!
+//! `LOCAL` is a const-initialised thread-local with no destructor, so an
+//! access is one `fs`-relative address and it stays valid until the thread is
+//! gone (also inside other thread-local destructors and signal handlers).
+//! While the extension is off, `ctrl` is null and the guard writes to the
+//! thread's own `dummy` bytes instead: the same instructions, no availability
+//! branch, and no rseq memory touched.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ptr;
+use core::sync::atomic::{Ordering::SeqCst, compiler_fence};
+
+use crate::reason::Unavailable;
+use crate::stats::SliceStats;
+use crate::sys;
+use crate::thread::Registrar;
+
+/// Whether the extension is on for this thread, and who owns the area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    On(Registrar),
+    Off(Unavailable),
+}
+
+pub(crate) struct Local {
+    /// `&area.slice_ctrl` while the extension is on; null selects `dummy`.
+    ctrl: Cell<*mut u8>,
+    /// Guards alive on this thread; only the outermost touches `request`.
+    depth: Cell<u32>,
+    /// Stand-in `slice_ctrl` while the extension is off. Never granted.
+    dummy: UnsafeCell<u32>,
+    requested: Cell<u64>,
+    granted: Cell<u64>,
+    yielded: Cell<u64>,
+    revoked: Cell<u64>,
+    cleared: Cell<u64>,
+    state: Cell<State>,
+}
+
+thread_local! {
+    pub(crate) static LOCAL: Local = const { Local::new() };
+}
+
+impl Local {
+    const fn new() -> Local {
+        Local {
+            ctrl: Cell::new(ptr::null_mut()),
+            depth: Cell::new(0),
+            dummy: UnsafeCell::new(0),
+            requested: Cell::new(0),
+            granted: Cell::new(0),
+            yielded: Cell::new(0),
+            revoked: Cell::new(0),
+            cleared: Cell::new(0),
+            state: Cell::new(State::Off(Unavailable::NotInitialized)),
+        }
+    }
+
+    /// `request`'s address: the live area or the dummy (a select, not a branch).
+    #[inline(always)]
+    fn request(&self) -> *mut u8 {
+        let p = self.ctrl.get();
+        if p.is_null() {
+            self.dummy.get().cast()
+        } else {
+            p
+        }
+    }
+
+    /// Enter a section: only the outermost one sets `request`.
+    ///
+    /// `depth` goes up before `request` is set, so a signal handler that
+    /// interrupts in between sees a section in progress and leaves the flags
+    /// alone. At depth 0 `granted` is always clear (the previous outermost
+    /// section yielded or saw it clear), so setting `request` never meets a
+    /// grant.
+    #[inline(always)]
+    pub(crate) fn enter(&self) {
+        let d = self.depth.get();
+        self.depth.set(d.wrapping_add(1));
+        if d == 0 {
+            compiler_fence(SeqCst);
+            // SAFETY: `request()` points at this thread's registered area or
+            // its dummy, both alive as long as the thread; the kernel writes
+            // the byte too, hence volatile.
+            unsafe { ptr::write_volatile(self.request(), 1) };
+            compiler_fence(SeqCst);
+            self.requested.set(self.requested.get() + 1);
+        }
+    }
+
+    /// Leave a section: the outermost one clears `request`, then yields if
+    /// the kernel granted an extension meanwhile. `depth` drops last.
+    #[inline(always)]
+    pub(crate) fn exit(&self) {
+        let d = self.depth.get();
+        if d == 1 {
+            let req = self.request();
+            compiler_fence(SeqCst);
+            // SAFETY: as in `enter`; `granted` is the next byte of the same
+            // 4-byte `slice_ctrl` (or dummy) word.
+            let (before, granted) = unsafe {
+                let before = ptr::read_volatile(req);
+                ptr::write_volatile(req, 0);
+                (before, ptr::read_volatile(req.add(1)))
+            };
+            if granted != 0 {
+                self.granted_slow();
+            } else if before == 0 {
+                self.cleared.set(self.cleared.get() + 1);
+            }
+            compiler_fence(SeqCst);
+        }
+        self.depth.set(d.wrapping_sub(1));
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn granted_slow(&self) {
+        let yielded = sys::slice_yield();
+        self.granted.set(self.granted.get() + 1);
+        if yielded {
+            self.yielded.set(self.yielded.get() + 1);
+        } else {
+            self.revoked.set(self.revoked.get() + 1);
+        }
+        #[cfg(feature = "tracing")]
+        tracing::trace!(target: "rseq_slice", yielded, "time slice extension granted");
+    }
+
+    pub(crate) fn depth(&self) -> u32 {
+        self.depth.get()
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// Point guards at `ctrl` (`Some`) or the dummy (`None`), and record why.
+    pub(crate) fn set(&self, ctrl: Option<*mut u8>, state: State) {
+        self.ctrl.set(ctrl.unwrap_or(ptr::null_mut()));
+        self.state.set(state);
+    }
+
+    pub(crate) fn stats(&self) -> SliceStats {
+        SliceStats {
+            requested: self.requested.get(),
+            granted: self.granted.get(),
+            yielded: self.yielded.get(),
+            revoked: self.revoked.get(),
+            cleared: self.cleared.get(),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Why the extension is off on a thread, in words a user can act on.
+
+use core::fmt;
+
+use rustix::io::Errno;
+
+/// Why the time slice extension is not in effect on the calling thread.
+///
+/// Every variant's `Display` says what to do about it. Guards keep working
+/// whatever the reason: they fall back to touching thread-local dummy bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// [`init`](crate::init) has not run on this thread yet.
+    NotInitialized,
+    /// The kernel predates the extension (Linux < 7.0): its
+    /// `AT_RSEQ_FEATURE_SIZE` has no `slice_ctrl` (0 means no value at all),
+    /// or `prctl(PR_RSEQ_SLICE_EXTENSION)` is unknown to it (EINVAL).
+    KernelTooOld {
+        /// `getauxval(AT_RSEQ_FEATURE_SIZE)`.
+        feature_size: u32,
+    },
+    /// Linux ≥ 7.0 built without `CONFIG_RSEQ_SLICE_EXTENSION` (prctl ENOTSUPP).
+    NotBuiltIn,
+    /// The kernel has the feature but it was switched off at boot
+    /// (`rseq_slice_ext=off` on the kernel command line).
+    DisabledAtBoot,
+    /// libc registered rseq in legacy (v1) mode, which never gets the
+    /// extension, and a thread cannot register twice.
+    LibcLegacy {
+        /// libc's `__rseq_size` (20 or 32).
+        size: u32,
+    },
+    /// Something other than libc and this crate registered rseq on this thread.
+    ForeignRegistration,
+    /// The `rseq` system call is missing (ENOSYS) or refused (a seccomp filter).
+    RseqUnavailable(Errno),
+    /// Registering the crate's own rseq area failed.
+    RegistrationFailed(Errno),
+    /// The kernel accepted the registration only in legacy mode (an
+    /// architecture without the generic entry code).
+    LegacyOnly,
+    /// `prctl(PR_RSEQ_SLICE_EXTENSION, SET, ENABLE)` failed.
+    EnableFailed(Errno),
+    /// [`disable`](crate::disable) switched it off on this thread.
+    Disabled,
+    /// The thread is exiting: its rseq area was already unregistered.
+    ThreadExiting,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::NotInitialized => f.write_str(
+                "rseq-slice is not initialised on this thread: call rseq_slice_core::init() \
+                 once on it (runtime adapters do this from their thread-start hooks)",
+            ),
+            Unavailable::KernelTooOld { feature_size } => write!(
+                f,
+                "the kernel has no rseq time slice extension (AT_RSEQ_FEATURE_SIZE is \
+                 {feature_size}, the extension needs 33): run Linux 7.0 or later built with \
+                 CONFIG_RSEQ_SLICE_EXTENSION=y"
+            ),
+            Unavailable::NotBuiltIn => f.write_str(
+                "the kernel was built without CONFIG_RSEQ_SLICE_EXTENSION (prctl answers \
+                 ENOTSUPP): run a kernel configured with it",
+            ),
+            Unavailable::DisabledAtBoot => f.write_str(
+                "the rseq time slice extension was disabled at boot (rseq_slice_ext=off on \
+                 the kernel command line): remove that option",
+            ),
+            Unavailable::LibcLegacy { size } => write!(
+                f,
+                "libc registered rseq in legacy mode (__rseq_size = {size}), which never gets \
+                 the extension: run with GLIBC_TUNABLES=glibc.pthread.rseq=0 so rseq-slice \
+                 registers its own area, or use glibc 2.41 or later"
+            ),
+            Unavailable::ForeignRegistration => f.write_str(
+                "another library registered rseq on this thread and libc does not describe it: \
+                 rseq-slice leaves foreign registrations alone",
+            ),
+            Unavailable::RseqUnavailable(e) => write!(
+                f,
+                "the rseq system call is unavailable ({e}): the kernel lacks CONFIG_RSEQ or a \
+                 seccomp filter blocks it"
+            ),
+            Unavailable::RegistrationFailed(e) => {
+                write!(f, "registering this thread's rseq area failed: {e}")
+            }
+            Unavailable::LegacyOnly => f.write_str(
+                "the kernel registered rseq only in legacy mode on this architecture, which \
+                 has no time slice extension",
+            ),
+            Unavailable::EnableFailed(e) => {
+                write!(f, "prctl(PR_RSEQ_SLICE_EXTENSION, SET, ENABLE) failed: {e}")
+            }
+            Unavailable::Disabled => f.write_str(
+                "the extension was disabled on this thread with rseq_slice_core::disable(); \
+                 enable() turns it back on",
+            ),
+            Unavailable::ThreadExiting => {
+                f.write_str("the thread is exiting and its rseq area is already unregistered")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// An operation that cannot run in the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The extension is not in effect on this thread.
+    Unavailable(Unavailable),
+    /// Called inside a critical section; switching the extension there could
+    /// leave a request behind that the kernel later treats as a violation.
+    InCriticalSection,
+    /// The kernel refused the prctl.
+    Prctl(Errno),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unavailable(u) => u.fmt(f),
+            Error::InCriticalSection => f.write_str(
+                "cannot switch the time slice extension inside a critical section: drop the \
+                 guard first",
+            ),
+            Error::Prctl(e) => write!(f, "prctl(PR_RSEQ_SLICE_EXTENSION) failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Unavailable> for Error {
+    fn from(u: Unavailable) -> Self {
+        Error::Unavailable(u)
+    }
+}

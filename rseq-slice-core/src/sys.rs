@@ -1,0 +1,202 @@
+//! Typed wrappers for the system calls and libc symbols the crate uses.
+//!
+//! Every `unsafe` block that talks to the kernel or to libc lives in this file
+//! (the guard's two volatile accesses live beside it in `local.rs`).
+
+use core::ffi::CStr;
+use core::ptr;
+use std::sync::OnceLock;
+
+use rustix::io::Errno;
+
+use crate::abi::{self, Rseq};
+
+fn result(ret: libc::c_long) -> Result<libc::c_long, Errno> {
+    if ret < 0 {
+        Err(Errno::from_raw_os_error(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ))
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `getauxval(AT_RSEQ_FEATURE_SIZE)` and `getauxval(AT_RSEQ_ALIGN)`; 0 when absent
+/// (kernels before 6.3).
+pub(crate) fn auxv_feature_size_align() -> (u32, u32) {
+    // SAFETY: getauxval reads the process's auxiliary vector; any key is allowed.
+    let (size, align) = unsafe {
+        (
+            libc::getauxval(abi::AT_RSEQ_FEATURE_SIZE),
+            libc::getauxval(abi::AT_RSEQ_ALIGN),
+        )
+    };
+    (size as u32, align as u32)
+}
+
+/// `rseq(area, len, flags, RSEQ_SIG)`: register `area` for the calling thread.
+///
+/// # Safety
+/// `area` must point to `len` writable bytes, aligned as the kernel requires,
+/// that stay valid until the thread unregisters them or exits.
+pub(crate) unsafe fn rseq_register(area: *mut Rseq, len: u32, flags: i32) -> Result<(), Errno> {
+    // SAFETY: the caller guarantees the area outlives the registration.
+    result(unsafe { libc::syscall(libc::SYS_rseq, area, len, flags, abi::RSEQ_SIG) }).map(drop)
+}
+
+/// `rseq(area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG)`.
+///
+/// # Safety
+/// `area` and `len` must be those of the calling thread's own registration.
+pub(crate) unsafe fn rseq_unregister(area: *mut Rseq, len: u32) -> Result<(), Errno> {
+    // SAFETY: unregistering only makes the kernel stop writing to the area.
+    result(unsafe {
+        libc::syscall(
+            libc::SYS_rseq,
+            area,
+            len,
+            abi::RSEQ_FLAG_UNREGISTER,
+            abi::RSEQ_SIG,
+        )
+    })
+    .map(drop)
+}
+
+/// Whether the calling thread has an rseq registration, whoever made it.
+///
+/// Asks the kernel to register a NULL area: a registered thread gets EINVAL
+/// (or EPERM / EBUSY), an unregistered one EFAULT (7.x, which writes the area
+/// at once) or 0 (older kernels, where a NULL registration is inert). Nothing
+/// is registered either way. Errors only with ENOSYS (no rseq in the kernel or
+/// a seccomp filter).
+pub(crate) fn rseq_is_registered() -> Result<bool, Errno> {
+    // SAFETY: a NULL area can never be written successfully: the kernel faults
+    // (7.x, returning EFAULT with nothing registered) or keeps a NULL pointer,
+    // which it treats as "no registration".
+    let ret = unsafe { libc::syscall(libc::SYS_rseq, ptr::null_mut::<Rseq>(), 32u32, 0, 0u32) };
+    match result(ret) {
+        Ok(_) | Err(Errno::FAULT) => Ok(false),
+        Err(Errno::INVAL | Errno::PERM | Errno::BUSY) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// `prctl(PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_GET, 0, 0, 0)`.
+pub(crate) fn slice_ext_get() -> Result<bool, Errno> {
+    // SAFETY: a GET prctl only reads task state.
+    let ret = unsafe {
+        libc::prctl(
+            abi::PR_RSEQ_SLICE_EXTENSION,
+            abi::PR_RSEQ_SLICE_EXTENSION_GET,
+            0u64,
+            0u64,
+            0u64,
+        )
+    };
+    result(ret.into()).map(|v| v as u64 & abi::PR_RSEQ_SLICE_EXT_ENABLE != 0)
+}
+
+/// `prctl(PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_SET, enable, 0, 0)`.
+pub(crate) fn slice_ext_set(enable: bool) -> Result<(), Errno> {
+    let arg = if enable {
+        abi::PR_RSEQ_SLICE_EXT_ENABLE
+    } else {
+        0
+    };
+    // SAFETY: the kernel validates the registered area's flags itself.
+    let ret = unsafe {
+        libc::prctl(
+            abi::PR_RSEQ_SLICE_EXTENSION,
+            abi::PR_RSEQ_SLICE_EXTENSION_SET,
+            arg,
+            0u64,
+            0u64,
+        )
+    };
+    result(ret.into()).map(drop)
+}
+
+/// `rseq_slice_yield()`: true when the thread yielded inside its grant.
+#[inline]
+pub(crate) fn slice_yield() -> bool {
+    // SAFETY: the syscall takes no arguments; on kernels without it, -ENOSYS.
+    unsafe { libc::syscall(abi::SYS_RSEQ_SLICE_YIELD) == 1 }
+}
+
+/// The calling thread's thread pointer, the base of glibc's `__rseq_offset`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn thread_pointer() -> *mut u8 {
+    let tp: *mut u8;
+    // SAFETY: on x86_64 the TCB's first word is its own address (the TLS ABI).
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, preserves_flags, readonly));
+    }
+    tp
+}
+
+/// The calling thread's thread pointer, the base of glibc's `__rseq_offset`.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn thread_pointer() -> *mut u8 {
+    let tp: *mut u8;
+    // SAFETY: reading TPIDR_EL0 has no side effects.
+    unsafe {
+        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, preserves_flags, nomem));
+    }
+    tp
+}
+
+/// What libc says about its own rseq registration (`__rseq_offset`,
+/// `__rseq_size`, `__rseq_flags`), looked up with `dlsym` so the binary loads
+/// on libcs without these symbols (glibc < 2.35, musl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LibcRseq {
+    /// `__rseq_offset`: the area's offset from the thread pointer.
+    pub offset: isize,
+    /// `__rseq_size`: 0 when libc registered nothing, 20 or 32 for a legacy
+    /// registration, the kernel's feature size (> 32) for an optimized one.
+    pub size: u32,
+    /// `__rseq_flags` (always 0 so far).
+    pub flags: u32,
+}
+
+impl LibcRseq {
+    /// The libc symbols, or `None` when this libc does not export them.
+    pub fn get() -> Option<LibcRseq> {
+        static LIBC: OnceLock<Option<LibcRseq>> = OnceLock::new();
+        *LIBC.get_or_init(|| {
+            let offset = dlsym(c"__rseq_offset")?;
+            let size = dlsym(c"__rseq_size")?;
+            let flags = dlsym(c"__rseq_flags")?;
+            // SAFETY: glibc defines these as `const ptrdiff_t` and
+            // `const unsigned int`, set before any user code runs.
+            unsafe {
+                Some(LibcRseq {
+                    offset: ptr::read(offset.cast::<isize>()),
+                    size: ptr::read(size.cast::<u32>()),
+                    flags: ptr::read(flags.cast::<u32>()),
+                })
+            }
+        })
+    }
+
+    /// The calling thread's libc rseq area.
+    pub(crate) fn area(&self) -> *mut Rseq {
+        thread_pointer().wrapping_offset(self.offset).cast()
+    }
+}
+
+fn dlsym(name: &CStr) -> Option<*const libc::c_void> {
+    // SAFETY: `name` is NUL-terminated; RTLD_DEFAULT searches the global scope.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p.cast_const())
+}
+
+/// Read a kernel-written `u32` of an rseq area with single-copy atomicity.
+///
+/// # Safety
+/// `p` must point into the calling thread's registered (or dummy) area.
+#[inline]
+pub(crate) unsafe fn read_u32(p: *const u32) -> u32 {
+    // SAFETY: per the caller; volatile because the kernel writes it.
+    unsafe { ptr::read_volatile(p) }
+}

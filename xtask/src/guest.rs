@@ -1,0 +1,275 @@
+//! The real-kernel guest: find or build a kernel with the slice extension,
+//! install qemu and virtme-ng when missing, and run commands inside it.
+//!
+//! Facts this code relies on (measured on these machines):
+//! - `/dev/kvm` cannot boot a stock kernel here: always `--disable-kvm`.
+//! - Without udev on the host the guest has no `/dev/virtio-ports/virtme.*`
+//!   links, so vng's own init cannot find its script ports: the command then
+//!   prints nothing and vng exits 255. The guest script therefore finds the
+//!   ports itself (`/sys/class/virtio-ports/*/name`) and writes the status to
+//!   `virtme.ret`, which vng turns into its exit code.
+//! - qemu reopens its stdout/stderr: give it pipes, never a regular file.
+//! - `setsid timeout N vng ...` kills the whole guest on time-out.
+//! - The guest sees the host's root read-only, host environment not passed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{Result, run_checked, workspace_root};
+
+/// The Debian source package, suite and version the kernel is built from.
+const SOURCE_PACKAGE: &str = "linux-source-7.2";
+const KERNEL_CONFIG_ITEMS: &[&str] = &[
+    "CONFIG_RSEQ_SLICE_EXTENSION=y",
+    "CONFIG_EXPERT=y",
+    "CONFIG_RSEQ_STATS=y",
+    "CONFIG_DEBUG_FS=y",
+    "CONFIG_HIGH_RES_TIMERS=y",
+    "CONFIG_PREEMPT_LAZY=y",
+];
+
+/// How to boot the guest.
+#[derive(Debug, Clone)]
+pub(crate) struct Boot {
+    pub(crate) cpus: u32,
+    pub(crate) memory: String,
+    /// `rseq/slice_ext_nsec` set before the command runs (5000..=50000).
+    pub(crate) slice_ext_nsec: u32,
+    /// Extra kernel command line words.
+    pub(crate) append: Vec<String>,
+    /// Wall-clock limit for the whole boot.
+    pub(crate) timeout_secs: u64,
+}
+
+/// Find a kernel: `$RSEQ_SLICE_KERNEL`, `../shared/kernel/bzImage`, the
+/// cache (`$XDG_CACHE_HOME` or `~/.cache`)/rseq-slice, or build one there.
+pub(crate) fn kernel(build_if_missing: bool) -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("RSEQ_SLICE_KERNEL") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("RSEQ_SLICE_KERNEL={} is not a file", p.display()).into())
+        };
+    }
+    let shared = workspace_root().join("../shared/kernel/bzImage");
+    if shared.is_file() {
+        return Ok(shared.canonicalize()?);
+    }
+    let cached = cache_dir().join("bzImage");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    if !build_if_missing {
+        return Err("no guest kernel found; `cargo xtask kernel` builds one".into());
+    }
+    build_kernel()?;
+    Ok(cached)
+}
+
+fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache")
+        });
+    base.join("rseq-slice").join("kernel-7.2")
+}
+
+/// Build a kernel from Debian's `linux-source-7.2` (sid) into the cache:
+/// about 18 minutes with `make -j3` on two cores.
+fn build_kernel() -> Result<()> {
+    let dir = cache_dir();
+    let work = dir.join("build");
+    std::fs::create_dir_all(&work)?;
+    ensure_tools()?;
+    eprintln!(
+        "xtask: building the guest kernel in {} (about 18 minutes)",
+        work.display()
+    );
+    // A private apt state with a sid source: the system's sources stay as they are.
+    let apt = work.join("apt");
+    std::fs::create_dir_all(apt.join("lists/partial"))?;
+    std::fs::write(
+        apt.join("sid.list"),
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main\n",
+    )?;
+    let opts = [
+        format!("-o=Dir::Etc::sourcelist={}", apt.join("sid.list").display()),
+        "-o=Dir::Etc::sourceparts=-".to_string(),
+        format!("-o=Dir::State::Lists={}", apt.join("lists").display()),
+    ];
+    run_checked(Command::new("apt-get").args(&opts).arg("update"))?;
+    run_checked(
+        Command::new("apt-get")
+            .args(&opts)
+            .args(["download", SOURCE_PACKAGE])
+            .current_dir(&apt),
+    )?;
+    let deb = std::fs::read_dir(&apt)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    run_checked(
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(work.join("pkg")),
+    )?;
+    let tarball = work.join(format!("pkg/usr/src/{SOURCE_PACKAGE}.tar.xz"));
+    run_checked(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&work),
+    )?;
+    let src = work.join(SOURCE_PACKAGE);
+    let mut kconfig = Command::new("vng");
+    kconfig.arg("--kconfig").current_dir(&src);
+    for item in KERNEL_CONFIG_ITEMS {
+        kconfig.args(["--configitem", item]);
+    }
+    run_checked(&mut kconfig)?;
+    run_checked(
+        Command::new("scripts/config")
+            .args(["-e", "EXPERT", "-e", "RSEQ_STATS"])
+            .current_dir(&src),
+    )?;
+    run_checked(Command::new("make").arg("olddefconfig").current_dir(&src))?;
+    run_checked(
+        Command::new("make")
+            .args(["-j3", "bzImage"])
+            .current_dir(&src),
+    )?;
+    std::fs::copy(src.join("arch/x86/boot/bzImage"), dir.join("bzImage"))?;
+    std::fs::copy(src.join(".config"), dir.join("config"))?;
+    std::fs::remove_dir_all(&work)?;
+    Ok(())
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Install qemu (Debian) and virtme-ng (PyPI) when missing.
+pub(crate) fn ensure_tools() -> Result<()> {
+    if !have("qemu-system-x86_64") {
+        eprintln!("xtask: installing qemu-system-x86");
+        run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "qemu-system-x86"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    if !have("vng") {
+        eprintln!("xtask: installing virtme-ng 1.42");
+        run_checked(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "virtme-ng==1.42",
+        ]))?;
+    }
+    if !have("vng") {
+        return Err("virtme-ng installed but `vng` is not on PATH".into());
+    }
+    Ok(())
+}
+
+/// Run `script` (a POSIX shell script body) as root in the guest; its
+/// output streams to ours, and its exit status is returned.
+pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
+    ensure_tools()?;
+    let kernel = kernel(true)?;
+    let dir = workspace_root().join("target/xtask-guest");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("run-{}.sh", std::process::id()));
+    let body = format!(
+        "{PRELUDE}\nmountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n\
+         echo {nsec} > /sys/kernel/debug/rseq/slice_ext_nsec\n\
+         echo \"guest: $(uname -r), $(nproc) vCPU, slice_ext_nsec=$(cat /sys/kernel/debug/rseq/slice_ext_nsec), cmdline: $(cat /proc/cmdline | tr ' ' '\\n' | grep -E '^rseq' | tr '\\n' ' ')\"\n\
+         cd {root}\n{script}\n",
+        nsec = boot.slice_ext_nsec,
+        root = workspace_root().display(),
+    );
+    std::fs::write(&path, body)?;
+    let mut append = vec!["loglevel=1".to_string()];
+    append.extend(boot.append.iter().cloned());
+    let mut cmd = Command::new("setsid");
+    cmd.arg("timeout")
+        .arg(boot.timeout_secs.to_string())
+        .arg("vng")
+        .arg("--disable-kvm")
+        .arg("--run")
+        .arg(&kernel)
+        .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
+        .args(["--append", &append.join(" ")])
+        .arg("--exec")
+        .arg(format!("sh {}", path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    eprintln!(
+        "xtask: booting {} ({} vCPU, {}, timeout {} s)",
+        kernel.display(),
+        boot.cpus,
+        boot.memory,
+        boot.timeout_secs
+    );
+    let mut child = cmd.spawn().map_err(|e| format!("spawning vng: {e}"))?;
+    let err = child.stderr.take().ok_or("no stderr pipe")?;
+    let relay = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(|l| l.ok()) {
+            eprintln!("{line}");
+        }
+    });
+    let out = child.stdout.take().ok_or("no stdout pipe")?;
+    let stdout = std::io::stdout();
+    for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+        let mut lock = stdout.lock();
+        let _ = writeln!(lock, "{line}");
+    }
+    let status = child.wait()?;
+    let _ = relay.join();
+    let _ = std::fs::remove_file(&path);
+    match status.code() {
+        Some(124) => Err(format!("the guest did not finish within {} s", boot.timeout_secs).into()),
+        Some(255) => Err("the guest ended without a status (kernel panic, or vng failed)".into()),
+        Some(c) => Ok(c),
+        None => Err("vng was killed by a signal".into()),
+    }
+}
+
+/// Runs first in the guest: attach to vng's script ports by name, run the
+/// rest of the script, hand its status to `virtme.ret`.
+const PRELUDE: &str = r#"#!/bin/sh
+if [ -z "${RSEQ_SLICE_GUEST_WRAPPED:-}" ]; then
+  port() { for d in /sys/class/virtio-ports/*; do [ "$(cat "$d/name" 2>/dev/null)" = "$1" ] && { echo "/dev/${d##*/}"; return; }; done; }
+  OUT=$(port virtme.stdout); ERR=$(port virtme.stderr); RET=$(port virtme.ret)
+  export RSEQ_SLICE_GUEST_WRAPPED=1
+  if [ -n "$OUT" ]; then exec >"$OUT"; fi
+  if [ -n "$ERR" ]; then exec 2>"$ERR"; fi
+  sh "$0" "$@" </dev/null; rc=$?
+  if [ -n "$RET" ]; then echo $rc >"$RET"; fi
+  exit $rc
+fi
+export PATH="/root/.cargo/bin:$PATH" HOME=/root
+set -u"#;
+
+/// Quote a word for the guest's shell.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The path `p` as the guest sees it (the same: the host root is shared).
+pub(crate) fn guest_path(p: &Path) -> String {
+    sh_quote(&p.display().to_string())
+}

@@ -1,0 +1,261 @@
+//! `cargo xtask`: everything that is not `cargo test`.
+//!
+//! - `cargo xtask test`: host tests, then the guest suite on a kernel with
+//!   the slice extension, twice (the crate registers / glibc's legacy area).
+//! - `cargo xtask probe`: the probe example on the host and in the guest.
+//! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
+//! - `cargo xtask guest -- CMD`: any command in the guest.
+//! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
+
+mod guest;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{Args, Parser, Subcommand};
+
+use guest::{Boot, guest_path};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+#[derive(Parser)]
+#[command(about = "rseq-slice tasks: guest kernel, guest tests, benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Host tests, then the guest suite (both glibc modes).
+    Test {
+        /// Only the host tests.
+        #[arg(long, conflicts_with = "guest_only")]
+        host_only: bool,
+        /// Only the guest suite.
+        #[arg(long)]
+        guest_only: bool,
+        #[command(flatten)]
+        boot: BootArgs,
+    },
+    /// The probe example, on the host and in the guest (both glibc modes).
+    Probe {
+        #[command(flatten)]
+        boot: BootArgs,
+    },
+    /// Guard overhead (criterion): on the host, then in the guest.
+    BenchGuard {
+        #[command(flatten)]
+        boot: BootArgs,
+    },
+    /// Run a shell command in the guest, from the workspace root.
+    Guest {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// The command (POSIX shell).
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print the guest kernel's path, building and caching one if needed.
+    Kernel,
+}
+
+#[derive(Args, Clone)]
+struct BootArgs {
+    /// vCPUs: 1 for measurements (2 lets the host's preemption of the vCPUs
+    /// drown the effect), 2 is fine for functional tests.
+    #[arg(long)]
+    cpus: Option<u32>,
+    /// `rseq/slice_ext_nsec` in the guest (5000..=50000).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(5000..=50000))]
+    slice_ext_nsec: u32,
+    /// Extra kernel command line words (e.g. `rseq_slice_ext=off`).
+    #[arg(long)]
+    append: Vec<String>,
+    /// Guest memory.
+    #[arg(long, default_value = "2G")]
+    memory: String,
+    /// Time limit for one boot, seconds.
+    #[arg(long, default_value_t = 1500)]
+    timeout: u64,
+}
+
+impl BootArgs {
+    fn boot(&self, default_cpus: u32) -> Boot {
+        let mut append = vec!["rseq_debug=1".to_string()];
+        append.extend(self.append.iter().cloned());
+        Boot {
+            cpus: self.cpus.unwrap_or(default_cpus),
+            memory: self.memory.clone(),
+            slice_ext_nsec: self.slice_ext_nsec,
+            append,
+            timeout_secs: self.timeout,
+        }
+    }
+}
+
+/// glibc's tunable that stops it registering rseq, so the crate registers.
+const NO_LIBC_RSEQ: &str = "GLIBC_TUNABLES=glibc.pthread.rseq=0";
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.cmd {
+        Cmd::Test {
+            host_only,
+            guest_only,
+            boot,
+        } => test(!guest_only, !host_only, &boot),
+        Cmd::Probe { boot } => probe(&boot),
+        Cmd::BenchGuard { boot } => bench_guard(&boot),
+        Cmd::Guest { boot, command } => {
+            guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
+        }
+        Cmd::Kernel => guest::kernel(true).map(|k| {
+            println!("{}", k.display());
+            true
+        }),
+    };
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
+    let mut ok = true;
+    if host {
+        eprintln!("xtask: host tests (tests that need the kernel feature skip, saying why)");
+        ok &= cargo()
+            .args(["test", "--workspace", "--all-features"])
+            .status()?
+            .success();
+    }
+    if in_guest {
+        let bins = test_binaries()?;
+        let mut script = String::from("rc=0\n");
+        for (mode, env) in [("crate", NO_LIBC_RSEQ), ("libc-default", "")] {
+            for bin in &bins {
+                let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+                script += &format!(
+                    "echo '== guest [{mode}] {name}'\n\
+                     env RSEQ_SLICE_REQUIRE_KERNEL=1 RSEQ_SLICE_GUEST_MODE={mode} {env} {bin} --test-threads=1 || rc=1\n",
+                    bin = guest_path(bin),
+                );
+            }
+        }
+        script += "exit $rc\n";
+        let code = guest::run(&boot.boot(2), &script)?;
+        eprintln!(
+            "xtask: guest suite {}",
+            if code == 0 { "passed" } else { "FAILED" }
+        );
+        ok &= code == 0;
+    }
+    Ok(ok)
+}
+
+fn probe(boot: &BootArgs) -> Result<bool> {
+    let ok = cargo()
+        .args(["run", "-q", "--example", "probe"])
+        .status()?
+        .success();
+    let exe = build_example("probe")?;
+    let exe = guest_path(&exe);
+    let script = format!(
+        "echo '== guest, glibc default'; {exe}\necho '== guest, {NO_LIBC_RSEQ}'; env {NO_LIBC_RSEQ} {exe}\n"
+    );
+    Ok(ok && guest::run(&boot.boot(1), &script)? == 0)
+}
+
+fn bench_guard(boot: &BootArgs) -> Result<bool> {
+    eprintln!("xtask: guard bench on the host (fallback: this kernel lacks the feature)");
+    let host = cargo()
+        .args(["bench", "-p", "rseq-slice-core", "--bench", "guard"])
+        .status()?
+        .success();
+    let exe = build_bench("guard")?;
+    let script = format!(
+        "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
+         echo '== guest, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench\n\
+         echo '== guest, glibc default (legacy area: fallback)'; {exe} --bench\n",
+        exe = guest_path(&exe)
+    );
+    Ok(host && guest::run(&boot.boot(1), &script)? == 0)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+/// The test executables of the workspace, built on the host.
+fn test_binaries() -> Result<Vec<PathBuf>> {
+    artifacts(
+        cargo().args(["test", "--workspace", "--all-features", "--no-run"]),
+        |a| a["profile"]["test"].as_bool() == Some(true),
+    )
+}
+
+fn build_example(name: &str) -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args(["build", "--release", "--example", name]),
+        |a| a["target"]["name"] == name,
+    )?)
+}
+
+fn build_bench(name: &str) -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args(["bench", "--no-run", "--bench", name]),
+        |a| a["target"]["name"] == name,
+    )?)
+}
+
+fn one(v: Vec<PathBuf>) -> Result<PathBuf> {
+    v.into_iter()
+        .next()
+        .ok_or_else(|| "cargo built no executable".into())
+}
+
+fn artifacts(cmd: &mut Command, keep: impl Fn(&serde_json::Value) -> bool) -> Result<Vec<PathBuf>> {
+    let out = cmd
+        .arg("--message-format=json")
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err("cargo build failed".into());
+    }
+    let mut exes = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] == "compiler-artifact"
+            && keep(&v)
+            && let Some(exe) = v["executable"].as_str()
+        {
+            exes.push(PathBuf::from(exe));
+        }
+    }
+    Ok(exes)
+}
+
+/// Run a command, failing on a non-zero status.
+fn run_checked(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}").into())
+    }
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+}
