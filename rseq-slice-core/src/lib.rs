@@ -63,3 +63,12 @@ pub fn stats() -> SliceStats {
 pub fn slice_yield() -> bool {
     sys::slice_yield()
 }
+
+/// The address of this thread's `slice_ctrl.request` byte (`granted` is the
+/// next byte) while the extension is on; `None` while guards use the dummy.
+///
+/// For tests and tooling. Writing `request` while `granted` is set, or
+/// writing `granted` at all, gets the thread killed with SIGSEGV.
+pub fn request_ptr() -> Option<core::ptr::NonNull<u8>> {
+    local::LOCAL.with(|l| l.live_ctrl())
+}

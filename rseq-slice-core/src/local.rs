@@ -130,6 +130,10 @@ impl Local {
         tracing::trace!(target: "rseq_slice", yielded, "time slice extension granted");
     }
 
+    pub(crate) fn live_ctrl(&self) -> Option<core::ptr::NonNull<u8>> {
+        core::ptr::NonNull::new(self.ctrl.get())
+    }
+
     pub(crate) fn depth(&self) -> u32 {
         self.depth.get()
     }

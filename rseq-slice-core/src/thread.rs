@@ -142,13 +142,16 @@ pub fn kernel_support() -> Result<(), Unavailable> {
 }
 
 /// `rseq_slice_ext=` with a false value (`kstrtobool`: 0, n, N, f, F, off).
+/// Any such word disables it: the kernel's handler only ever switches off.
 fn disabled_on_cmdline() -> bool {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    cmdline_says_off(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default())
+}
+
+fn cmdline_says_off(cmdline: &str) -> bool {
     cmdline
         .split_ascii_whitespace()
         .filter_map(|w| w.strip_prefix("rseq_slice_ext="))
-        .next_back()
-        .is_some_and(|v| {
+        .any(|v| {
             matches!(v.as_bytes().first(), Some(b'0' | b'n' | b'N' | b'f' | b'F'))
                 || v.eq_ignore_ascii_case("off")
         })
@@ -341,5 +344,21 @@ impl ThreadReport {
             prctl_enabled: sys::slice_ext_get(),
             state,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cmdline_values_follow_kstrtobool() {
+        let off = |c: &str| super::cmdline_says_off(c);
+        assert!(off("quiet rseq_slice_ext=off"));
+        assert!(off("rseq_slice_ext=0 loglevel=1"));
+        assert!(off("rseq_slice_ext=n"));
+        assert!(!off("rseq_slice_ext=on"));
+        assert!(!off("rseq_slice_ext=1"));
+        assert!(!off("quiet rseq_debug=1"));
+        // The kernel's handler only switches off, so a later "on" cannot undo it.
+        assert!(off("rseq_slice_ext=off rseq_slice_ext=on"));
     }
 }

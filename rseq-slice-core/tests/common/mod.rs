@@ -1,0 +1,161 @@
+//! Shared by the test binaries: where we run, CPU pinning, a noise thread
+//! (as the kernel's `slice_test` has), and the kernel's `rseq/stats`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rseq_slice_core::{LibcRseq, kernel_support};
+
+/// Which rseq area the guest run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// glibc registered nothing (GLIBC_TUNABLES=glibc.pthread.rseq=0), or
+    /// registered v2: the feature is on.
+    On,
+    /// glibc registered a legacy area: the feature must report LibcLegacy.
+    LibcLegacy,
+}
+
+/// `Some(mode)` on a kernel with the feature. On one without, prints why the
+/// test skips and returns `None`, or panics when `RSEQ_SLICE_REQUIRE_KERNEL=1`
+/// (the guest run) demands the real kernel.
+pub fn kernel_mode(test: &str) -> Option<Mode> {
+    match kernel_support() {
+        Ok(()) => Some(match LibcRseq::get() {
+            Some(l) if l.size > 0 && l.size <= 32 => Mode::LibcLegacy,
+            _ => Mode::On,
+        }),
+        Err(why) if std::env::var("RSEQ_SLICE_REQUIRE_KERNEL").as_deref() == Ok("1") => {
+            panic!("{test}: RSEQ_SLICE_REQUIRE_KERNEL=1 but the kernel lacks the feature: {why}")
+        }
+        Err(why) => {
+            say(format_args!(
+                "SKIPPED {test}: needs the rseq slice extension (`cargo xtask test` runs it in a guest): {why}"
+            ));
+            None
+        }
+    }
+}
+
+/// Print a line past the test harness's output capture, so skips and
+/// measurements show in a normal `cargo test` run.
+pub fn say(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{args}");
+}
+
+/// Pin the calling thread to `cpu`.
+pub fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for cpu < 1024.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+/// The highest CPU this process may run on (slice_test avoids CPU 0).
+pub fn last_cpu() -> usize {
+    // SAFETY: sched_getaffinity fills the zeroed set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .rev()
+            .find(|&c| libc::CPU_ISSET(c, &set))
+            .unwrap_or(0)
+    }
+}
+
+/// Busy-wait for `d` (clock_gettime is a vDSO call: no system call).
+pub fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A thread pinned to `cpu` that burns `busy`, sleeps `sleep`, repeats:
+/// each wake-up wants the CPU and preempts whoever runs there.
+pub struct Noise {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Noise {
+    pub fn start(cpu: usize, busy: Duration, sleep: Duration) -> Noise {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            pin(cpu);
+            while !s.load(Ordering::Relaxed) {
+                spin(busy);
+                std::thread::sleep(sleep);
+            }
+        });
+        Noise {
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Noise {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The kernel's `/sys/kernel/debug/rseq/stats` (CONFIG_RSEQ_STATS).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelStats {
+    pub granted: u64,
+    pub expired: u64,
+    pub revoked: u64,
+    pub yielded: u64,
+    pub aborted: u64,
+}
+
+impl KernelStats {
+    pub fn read() -> Option<KernelStats> {
+        let text = std::fs::read_to_string("/sys/kernel/debug/rseq/stats").ok()?;
+        let mut s = KernelStats::default();
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "sgrant:" => s.granted = v,
+                "sexpir:" => s.expired = v,
+                "srevok:" => s.revoked = v,
+                "syield:" => s.yielded = v,
+                "sabort:" => s.aborted = v,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+
+    pub fn since(self, before: KernelStats) -> KernelStats {
+        KernelStats {
+            granted: self.granted - before.granted,
+            expired: self.expired - before.expired,
+            revoked: self.revoked - before.revoked,
+            yielded: self.yielded - before.yielded,
+            aborted: self.aborted - before.aborted,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The real kernel: registration, enablement, grants, the kernel's own
+//! counters, its protocol checks, and thread churn. On a kernel without the
+//! feature every test prints why it skips; `cargo xtask test` runs them in a
+//! guest (`rseq_debug=1`) with `RSEQ_SLICE_REQUIRE_KERNEL=1`, once with the
+//! crate's own registration and once with glibc's legacy one.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{KernelStats, Mode, Noise, kernel_mode, last_cpu, pin, say, spin};
+use rseq_slice_core::{
+    EnableVia, Registrar, SliceGuard, ThreadReport, Unavailable, critical, disable, enable, init,
+    init_with, request_ptr, state, stats,
+};
+
+/// Run `f` on a fresh thread (each test gets its own registration).
+fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().expect("test thread panicked")
+}
+
+fn expect_legacy(outcome: Result<Registrar, Unavailable>) {
+    assert!(
+        matches!(outcome, Err(Unavailable::LibcLegacy { size }) if size <= 32),
+        "glibc's legacy area must be reported, got {outcome:?}"
+    );
+}
+
+#[test]
+fn own_v2_registration_with_default_on() {
+    let Some(mode) = kernel_mode("own_v2_registration_with_default_on") else {
+        return;
+    };
+    on_thread(move || {
+        let outcome = init_with(EnableVia::RegistrationFlag);
+        let r = ThreadReport::read();
+        assert_eq!(r.feature_size, 33);
+        assert_eq!(r.align, 64);
+        assert_eq!(r.registered, Ok(true));
+        if mode == Mode::LibcLegacy {
+            expect_legacy(outcome);
+            assert_eq!(r.prctl_enabled, Ok(false));
+            return;
+        }
+        assert_eq!(outcome, Ok(Registrar::Crate));
+        let f = r.flags.expect("flags of the live area");
+        assert!(f.available() && f.enabled(), "flags {:#x}", f.0);
+        assert_eq!(
+            r.prctl_enabled,
+            Ok(true),
+            "prctl GET must agree with the flags"
+        );
+    });
+}
+
+#[test]
+fn own_registration_enabled_by_prctl() {
+    let Some(mode) = kernel_mode("own_registration_enabled_by_prctl") else {
+        return;
+    };
+    on_thread(move || {
+        let outcome = init_with(EnableVia::Prctl);
+        if mode == Mode::LibcLegacy {
+            return expect_legacy(outcome);
+        }
+        assert_eq!(outcome, Ok(Registrar::Crate));
+        let r = ThreadReport::read();
+        let f = r.flags.unwrap();
+        assert!(f.available() && f.enabled(), "flags {:#x}", f.0);
+        assert_eq!(r.prctl_enabled, Ok(true));
+    });
+}
+
+#[test]
+fn disable_then_enable_round_trip() {
+    let Some(mode) = kernel_mode("disable_then_enable_round_trip") else {
+        return;
+    };
+    on_thread(move || {
+        let outcome = init();
+        if mode == Mode::LibcLegacy {
+            expect_legacy(outcome);
+            assert!(disable().is_err() && enable().is_err());
+            return;
+        }
+        let area = request_ptr().expect("live area");
+        disable().unwrap();
+        assert_eq!(state(), Err(Unavailable::Disabled));
+        assert!(request_ptr().is_none());
+        let r = ThreadReport::read();
+        assert_eq!(r.prctl_enabled, Ok(false));
+        // The flags of the area itself: ENABLED cleared, AVAILABLE kept.
+        // SAFETY: `area` is this thread's registered slice_ctrl; flags sit 12
+        // bytes before it (offset 16 vs 28).
+        let flags = unsafe { area.as_ptr().sub(12).cast::<u32>().read_volatile() };
+        assert_eq!(flags & 0x30, 0x10, "flags {flags:#x}");
+        critical(|| ());
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { area.as_ptr().read_volatile() },
+            0,
+            "a disabled guard touched the area"
+        );
+        enable().unwrap();
+        assert_eq!(state(), Ok(Registrar::Crate));
+        assert_eq!(request_ptr(), Some(area));
+        assert_eq!(ThreadReport::read().prctl_enabled, Ok(true));
+        assert!(ThreadReport::read().flags.unwrap().enabled());
+    });
+}
+
+#[test]
+fn grants_under_noise_agree_with_kernel_stats() {
+    let Some(mode) = kernel_mode("grants_under_noise_agree_with_kernel_stats") else {
+        return;
+    };
+    let Some(k0) = KernelStats::read() else {
+        panic!("needs debugfs rseq/stats (CONFIG_RSEQ_STATS, root): the guest has both");
+    };
+    let (ours, kernel, elapsed) = on_thread(move || {
+        let cpu = last_cpu();
+        pin(cpu);
+        let outcome = init();
+        if mode == Mode::LibcLegacy {
+            expect_legacy(outcome);
+        } else {
+            assert_eq!(outcome, Ok(Registrar::Crate));
+        }
+        // As the kernel's slice_test (n2_2_50): a same-CPU noise thread that
+        // wakes every 50 µs; 2 µs critical sections back to back.
+        let noise = Noise::start(cpu, Duration::from_micros(2), Duration::from_micros(50));
+        let k0 = KernelStats::read().unwrap();
+        let s0 = stats();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            critical(|| spin(Duration::from_micros(2)));
+        }
+        let ours = stats() - s0;
+        let kernel = KernelStats::read().unwrap().since(k0);
+        drop(noise);
+        (ours, kernel, t.elapsed())
+    });
+    say(format_args!(
+        "grants_under_noise [{mode:?}] in {elapsed:?}: ours {ours:?}; kernel deltas {kernel:?}; \
+         kernel totals before {k0:?}"
+    ));
+    if mode == Mode::LibcLegacy {
+        assert!(ours.requested > 1000);
+        assert_eq!(ours.granted, 0, "a legacy area never gets grants");
+        assert_eq!(kernel.granted, 0);
+        return;
+    }
+    assert!(ours.requested > 1000, "{ours:?}");
+    assert!(ours.granted > 0, "no grants under same-CPU noise: {ours:?}");
+    assert!(ours.yielded > 0, "no yield returned 1: {ours:?}");
+    assert_eq!(ours.granted, ours.yielded + ours.revoked);
+    // Only this process requests extensions in the guest, so the kernel's
+    // counters for the window are ours: every yield that returned 1 is an
+    // `syield`; every grant we saw is an `sgrant`, and so may be some of the
+    // sections whose request we found cleared (grants revoked before we looked).
+    assert_eq!(
+        kernel.yielded, ours.yielded,
+        "kernel {kernel:?} vs ours {ours:?}"
+    );
+    assert!(
+        kernel.granted >= ours.granted && kernel.granted <= ours.granted + ours.cleared,
+        "kernel sgrant {} outside [{}, {}]",
+        kernel.granted,
+        ours.granted,
+        ours.granted + ours.cleared
+    );
+}
+
+/// The child role of `setting_request_while_granted_is_killed`.
+fn violate() -> ! {
+    let cpu = last_cpu();
+    pin(cpu);
+    if init().is_err() {
+        std::process::exit(3);
+    }
+    // Rust's runtime handles SIGSEGV to report stack overflows, and returns
+    // from a SIGSEGV the kernel forces without a fault: take the default.
+    // SAFETY: restoring the default disposition in a child about to die.
+    unsafe { libc::signal(libc::SIGSEGV, libc::SIG_DFL) };
+    let _noise = Noise::start(cpu, Duration::from_micros(2), Duration::from_micros(50));
+    let p = request_ptr().unwrap().as_ptr();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        let _g = SliceGuard::new();
+        let s = Instant::now();
+        while s.elapsed() < Duration::from_micros(20) {
+            // SAFETY: reading this thread's own `granted` byte.
+            if unsafe { p.add(1).read_volatile() } != 0 {
+                // The violation: set `request` while `granted` is set, then
+                // enter the kernel, which checks slice_ctrl under rseq_debug.
+                // SAFETY: deliberately breaking the protocol in a child process.
+                unsafe {
+                    p.write_volatile(1);
+                    libc::getppid();
+                }
+                std::process::exit(4); // survived: the checks are not live
+            }
+        }
+    }
+    std::process::exit(5) // never granted
+}
+
+#[test]
+fn setting_request_while_granted_is_killed() {
+    if std::env::var_os("RSEQ_SLICE_VIOLATE").is_some() {
+        violate();
+    }
+    let Some(mode) = kernel_mode("setting_request_while_granted_is_killed") else {
+        return;
+    };
+    if mode == Mode::LibcLegacy {
+        say(format_args!(
+            "SKIPPED setting_request_while_granted_is_killed: glibc's legacy area has no slice_ctrl"
+        ));
+        return;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "setting_request_while_granted_is_killed",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("RSEQ_SLICE_VIOLATE", "1")
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGSEGV),
+        "the violating child must die of SIGSEGV (exit 3: no feature, 4: survived, 5: never granted); got {status:?}"
+    );
+}
+
+static LEFT_REGISTERED: AtomicUsize = AtomicUsize::new(0);
+static CHECKED_AT_EXIT: AtomicUsize = AtomicUsize::new(0);
+
+/// Dropped after the crate's own thread-local (it was created first, and
+/// thread-local destructors run in reverse order): sees the thread as the
+/// kernel does once rseq-slice has let go.
+struct AfterExit;
+
+impl Drop for AfterExit {
+    fn drop(&mut self) {
+        if ThreadReport::read().registered != Ok(false) {
+            LEFT_REGISTERED.fetch_add(1, Ordering::Relaxed);
+        }
+        // A guard after the area is gone uses the dummy again.
+        critical(|| ());
+        assert_eq!(state(), Err(Unavailable::ThreadExiting));
+        CHECKED_AT_EXIT.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+thread_local! {
+    static AFTER_EXIT: AfterExit = const { AfterExit };
+}
+
+#[test]
+fn thread_churn_leaves_nothing_registered() {
+    let Some(mode) = kernel_mode("thread_churn_leaves_nothing_registered") else {
+        return;
+    };
+    const THREADS: usize = 2000;
+    let t = Instant::now();
+    for _ in 0..THREADS / 8 {
+        let batch: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    if mode == Mode::On {
+                        AFTER_EXIT.with(|_| ());
+                    }
+                    let outcome = init();
+                    for _ in 0..100 {
+                        critical(|| std::hint::black_box(()));
+                    }
+                    match mode {
+                        Mode::On => assert_eq!(outcome, Ok(Registrar::Crate)),
+                        Mode::LibcLegacy => expect_legacy(outcome),
+                    }
+                    stats()
+                })
+            })
+            .collect();
+        for h in batch {
+            assert_eq!(h.join().expect("a churn thread failed").requested, 100);
+        }
+    }
+    say(format_args!(
+        "thread churn [{mode:?}]: {THREADS} threads in {:?}",
+        t.elapsed()
+    ));
+    if mode == Mode::On {
+        assert_eq!(CHECKED_AT_EXIT.load(Ordering::Relaxed), THREADS);
+        assert_eq!(
+            LEFT_REGISTERED.load(Ordering::Relaxed),
+            0,
+            "threads exited still registered"
+        );
+    }
+}
