@@ -115,7 +115,7 @@ fn a_signal_handler_may_use_guards() {
         // SAFETY: installing a handler that only touches thread-locals and an atomic.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as usize;
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as *const () as usize;
             assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
         }
         let raise = || {

@@ -97,11 +97,8 @@ fn disable_then_enable_round_trip() {
         assert_eq!(flags & 0x30, 0x10, "flags {flags:#x}");
         critical(|| ());
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { area.as_ptr().read_volatile() },
-            0,
-            "a disabled guard touched the area"
-        );
+        let request = unsafe { area.as_ptr().read_volatile() };
+        assert_eq!(request, 0, "a disabled guard touched the area");
         enable().unwrap();
         assert_eq!(state(), Ok(Registrar::Crate));
         assert_eq!(request_ptr(), Some(area));
