@@ -301,3 +301,83 @@ fn thread_churn_leaves_nothing_registered() {
         );
     }
 }
+
+#[test]
+fn a_boot_without_the_feature_says_why() {
+    let Ok(expected) = std::env::var("RSEQ_SLICE_EXPECT_REASON") else {
+        say(format_args!(
+            "SKIPPED a_boot_without_the_feature_says_why: only for the guest boot with \
+             rseq_slice_ext=off (RSEQ_SLICE_EXPECT_REASON=disabled-at-boot)"
+        ));
+        return;
+    };
+    assert_eq!(expected, "disabled-at-boot");
+    assert_eq!(
+        rseq_slice_core::kernel_support(),
+        Err(Unavailable::DisabledAtBoot)
+    );
+    on_thread(|| {
+        assert_eq!(init(), Err(Unavailable::DisabledAtBoot));
+        assert!(request_ptr().is_none());
+        let before = stats();
+        critical(|| ());
+        assert_eq!((stats() - before).requested, 1);
+        // The crate registered nothing of its own for a feature that is off.
+        let libc_registers = rseq_slice_core::LibcRseq::get().is_some_and(|l| l.size > 0);
+        assert_eq!(ThreadReport::read().registered, Ok(libc_registers));
+    });
+}
+
+/// Counts the crate's grant events on the thread it is the default for.
+#[cfg(feature = "tracing")]
+struct GrantEvents(std::sync::Arc<AtomicUsize>);
+
+#[cfg(feature = "tracing")]
+impl tracing::Subscriber for GrantEvents {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        m.target() == "rseq_slice"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        if e.metadata().fields().field("yielded").is_some() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[cfg(feature = "tracing")]
+#[test]
+fn every_grant_is_a_tracing_event() {
+    let Some(mode) = kernel_mode("every_grant_is_a_tracing_event") else {
+        return;
+    };
+    let events = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = events.clone();
+    let ours = on_thread(move || {
+        let cpu = last_cpu();
+        pin(cpu);
+        let _ = init();
+        let _sub = tracing::subscriber::set_default(GrantEvents(seen));
+        let _noise = Noise::start(cpu, Duration::from_micros(2), Duration::from_micros(50));
+        let s0 = stats();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(1) {
+            critical(|| spin(Duration::from_micros(2)));
+        }
+        stats() - s0
+    });
+    say(format_args!(
+        "tracing [{mode:?}]: {} events for {ours:?}",
+        events.load(Ordering::Relaxed)
+    ));
+    assert_eq!(events.load(Ordering::Relaxed) as u64, ours.granted);
+    if mode == Mode::On {
+        assert!(ours.granted > 0);
+    }
+}

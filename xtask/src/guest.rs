@@ -126,7 +126,7 @@ fn build_kernel() -> Result<()> {
             .arg(&work),
     )?;
     let src = work.join(SOURCE_PACKAGE);
-    let mut kconfig = Command::new("vng");
+    let mut kconfig = Command::new(vng().ok_or("no vng")?);
     kconfig.arg("--kconfig").current_dir(&src);
     for item in KERNEL_CONFIG_ITEMS {
         kconfig.args(["--configitem", item]);
@@ -206,7 +206,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
     let mut cmd = Command::new("setsid");
     cmd.arg("timeout")
         .arg(boot.timeout_secs.to_string())
-        .arg("vng")
+        .arg(vng().ok_or("no vng")?)
         .arg("--disable-kvm")
         .arg("--run")
         .arg(&kernel)

@@ -136,21 +136,38 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
     }
     if in_guest {
         let bins = test_binaries()?;
-        let mut script = String::from("rc=0\n");
-        for (mode, env) in [("crate", NO_LIBC_RSEQ), ("libc-default", "")] {
-            for bin in &bins {
-                let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("?");
-                script += &format!(
-                    "echo '== guest [{mode}] {name}'\n\
-                     env RSEQ_SLICE_REQUIRE_KERNEL=1 RSEQ_SLICE_GUEST_MODE={mode} {env} {bin} --test-threads=1 || rc=1\n",
-                    bin = guest_path(bin),
-                );
+        let runs = |modes: &[(&str, &str)], extra_env: &str| {
+            let mut script = String::from("rc=0\n");
+            for (mode, env) in modes {
+                for bin in &bins {
+                    let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+                    script += &format!(
+                        "echo '== guest [{mode}] {name}'\n\
+                         env RSEQ_SLICE_REQUIRE_KERNEL=1 {extra_env} {env} {bin} --test-threads=1 || rc=1\n",
+                        bin = guest_path(bin),
+                    );
+                }
             }
-        }
-        script += "exit $rc\n";
-        let code = guest::run(&boot.boot(2), &script)?;
+            script + "exit $rc\n"
+        };
+        // The feature on: the crate's own registration, then glibc's legacy one.
+        let both = runs(&[("crate", NO_LIBC_RSEQ), ("libc-default", "")], "");
+        let code = guest::run(&boot.boot(2), &both)?;
         eprintln!(
             "xtask: guest suite {}",
+            if code == 0 { "passed" } else { "FAILED" }
+        );
+        ok &= code == 0;
+        // The feature switched off at boot: every thread must say so.
+        let mut off = boot.clone();
+        off.append.push("rseq_slice_ext=off".into());
+        let script = runs(
+            &[("crate", NO_LIBC_RSEQ)],
+            "RSEQ_SLICE_EXPECT_REASON=disabled-at-boot",
+        );
+        let code = guest::run(&off.boot(2), &script)?;
+        eprintln!(
+            "xtask: guest suite with rseq_slice_ext=off {}",
             if code == 0 { "passed" } else { "FAILED" }
         );
         ok &= code == 0;
