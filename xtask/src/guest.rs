@@ -168,7 +168,7 @@ pub(crate) fn ensure_tools() -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
-    if !have("vng") {
+    if vng().is_none() {
         eprintln!("xtask: installing virtme-ng 1.42");
         run_checked(Command::new("python3").args([
             "-m",
@@ -178,10 +178,26 @@ pub(crate) fn ensure_tools() -> Result<()> {
             "virtme-ng==1.42",
         ]))?;
     }
-    if !have("vng") {
-        return Err("virtme-ng installed but `vng` is not on PATH".into());
+    vng().map(drop).ok_or_else(|| {
+        "virtme-ng installed, but no `vng` on PATH or in Python's scripts directory".into()
+    })
+}
+
+/// `vng` on PATH, or in Python's scripts directory (pip under pyenv puts it
+/// there before any shim exists).
+fn vng() -> Option<PathBuf> {
+    if have("vng") {
+        return Some(PathBuf::from("vng"));
     }
-    Ok(())
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .ok()?;
+    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("vng");
+    p.is_file().then_some(p)
 }
 
 /// Run `script` (a POSIX shell script body) as root in the guest; its
