@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::on_thread;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rseq_slice_core::{
@@ -12,7 +14,7 @@ use rseq_slice_core::{
 
 #[test]
 fn a_new_thread_is_not_initialised_and_its_guards_still_work() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         assert_eq!(state(), Err(Unavailable::NotInitialized));
         assert!(request_ptr().is_none());
         let before = stats();
@@ -20,14 +22,12 @@ fn a_new_thread_is_not_initialised_and_its_guards_still_work() {
         let d = stats() - before;
         assert_eq!(d.requested, 1);
         assert_eq!(d.granted, 0, "the dummy bytes are never granted");
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn init_agrees_with_the_kernel_verdict() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let outcome = init();
         match kernel_support() {
             // The kernel lacks it: every thread reports the same reason.
@@ -42,14 +42,12 @@ fn init_agrees_with_the_kernel_verdict() {
         assert_eq!(init(), outcome);
         assert_eq!(state(), outcome);
         assert_eq!(request_ptr().is_some(), outcome.is_ok());
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn only_the_outermost_guard_counts() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let _ = init();
         let before = stats();
         {
@@ -59,14 +57,12 @@ fn only_the_outermost_guard_counts() {
         }
         critical(|| ());
         assert_eq!((stats() - before).requested, 2);
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn a_panic_inside_a_section_ends_it() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let _ = init();
         let before = stats();
         let r = std::panic::catch_unwind(|| critical(|| panic!("inside")));
@@ -78,14 +74,12 @@ fn a_panic_inside_a_section_ends_it() {
             // SAFETY: this thread's live request byte; reading is harmless.
             assert_eq!(unsafe { p.as_ptr().read_volatile() }, 0, "request left set");
         }
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn switching_inside_a_section_is_refused() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let on = init().is_ok();
         let _g = SliceGuard::new();
         let r = rseq_slice_core::disable();
@@ -94,9 +88,7 @@ fn switching_inside_a_section_is_refused() {
         } else {
             assert!(matches!(r, Err(Error::Unavailable(_))), "{r:?}");
         }
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 static HANDLER_SECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -110,7 +102,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 #[test]
 fn a_signal_handler_may_use_guards() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let _ = init();
         // SAFETY: installing a handler that only touches thread-locals and an atomic.
         unsafe {
@@ -131,14 +123,12 @@ fn a_signal_handler_may_use_guards() {
             // SAFETY: as above.
             assert_eq!(unsafe { p.as_ptr().read_volatile() }, 0);
         }
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn a_forked_child_keeps_working() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let outcome = init();
         // SAFETY: the child only touches this thread's state and exits with
         // _exit, running no destructors.
@@ -164,14 +154,12 @@ fn a_forked_child_keeps_working() {
             0,
             "the child's guard or state was wrong"
         );
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]
 fn stats_add_subtract_and_publish() {
-    std::thread::spawn(|| {
+    on_thread(|| {
         let shared = SharedStats::new();
         let before = stats();
         critical(|| ());
@@ -180,9 +168,7 @@ fn stats_add_subtract_and_publish() {
         let total: SliceStats = [shared.load(), shared.load()].into_iter().sum();
         assert_eq!(total.requested, 2 * shared.load().requested);
         assert_eq!((shared.load() - before).requested, 2);
-    })
-    .join()
-    .unwrap();
+    });
 }
 
 #[test]

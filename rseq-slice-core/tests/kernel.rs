@@ -9,16 +9,11 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{KernelStats, Mode, Noise, kernel_mode, last_cpu, pin, say, spin};
+use common::{KernelStats, Mode, Noise, kernel_mode, last_cpu, on_thread, pin, say, spin};
 use rseq_slice_core::{
     EnableVia, Registrar, SliceGuard, ThreadReport, Unavailable, critical, disable, enable, init,
     init_with, request_ptr, state, stats,
 };
-
-/// Run `f` on a fresh thread (each test gets its own registration).
-fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    std::thread::spawn(f).join().expect("test thread panicked")
-}
 
 fn expect_legacy(outcome: Result<Registrar, Unavailable>) {
     assert!(

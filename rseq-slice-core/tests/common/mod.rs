@@ -52,6 +52,12 @@ pub fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
 }
 
+/// Run `f` on a fresh thread (each test gets its own registration); a
+/// panic there fails the test.
+pub fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().expect("test thread panicked")
+}
+
 /// Pin the calling thread to `cpu`.
 pub fn pin(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for cpu < 1024.
