@@ -24,7 +24,7 @@
 //!
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
 //! `sys` (the system calls), `thread` (registration), `local` and `guard`
-//! (the protocol), `stats` (counters), `reason` (why not).
+//! (the protocol), `future` (`slice_critical` for async code), `stats` (counters), `reason` (why not).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -36,6 +36,7 @@
 compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
 
 pub mod abi;
+mod future;
 mod guard;
 mod local;
 mod reason;
@@ -43,6 +44,7 @@ mod stats;
 mod sys;
 mod thread;
 
+pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
 pub use reason::{Error, Unavailable};
 pub use rustix::io::Errno;

@@ -1,0 +1,38 @@
+//! tokio runtimes whose workers use Linux's rseq time slice extension.
+//!
+//! One builder call registers every runtime thread (from `on_thread_start`),
+//! and asks the kernel not to preempt a worker in the middle of the
+//! scheduler's own short critical sections: the work between one task poll
+//! and the next, and after an unpark (needs `--cfg tokio_unstable`; see
+//! [`SliceConfig`]).
+//!
+//! ```
+//! use rseq_slice_tokio::BuilderExt;
+//! let rt = tokio::runtime::Builder::new_multi_thread()
+//!     .enable_all()
+//!     .with_slice_extension()
+//!     .build()
+//!     .unwrap();
+//! rt.block_on(async {
+//!     // Per task: each poll of the inner future is one critical section.
+//!     rseq_slice_tokio::slice_critical(async { /* short, lock-holding work */ }).await;
+//! });
+//! ```
+//!
+//! Where the kernel lacks the feature, each thread logs the reason once
+//! (`tracing` warn) and the runtime runs on with guards that cost about
+//! nothing.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod builder;
+mod config;
+mod hooks;
+mod metrics;
+
+pub use builder::{BuilderExt, HookConflict};
+pub use config::SliceConfig;
+pub use metrics::{SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, slice_critical};

@@ -1,0 +1,125 @@
+//! The adapter on any kernel: the builder, hook composition and conflicts,
+//! `slice_critical` semantics, metrics, and the tracing it emits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rseq_slice_tokio::{BuilderExt, SliceConfig, slice_critical};
+use tokio::runtime::Builder;
+
+#[test]
+fn the_one_liner_builds_and_every_thread_reports_its_state() {
+    let cfg = SliceConfig::new();
+    let metrics = cfg.metrics();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .with_slice_config(cfg)
+        .build()
+        .unwrap();
+    let sum = rt.block_on(async {
+        let tasks: Vec<_> = (0..100u64)
+            .map(|i| tokio::spawn(slice_critical(async move { i })))
+            .collect();
+        let mut sum = 0;
+        for t in tasks {
+            sum += t.await.unwrap();
+        }
+        sum
+    });
+    assert_eq!(sum, 4950);
+    drop(rt);
+    let threads = metrics.threads();
+    assert!(threads.len() >= 2, "{threads:?}");
+    let verdict = rseq_slice_core::kernel_support();
+    for t in &threads {
+        assert!(!t.alive, "thread {} still alive after shutdown", t.index);
+        match verdict {
+            Err(why) => assert_eq!(t.state, Err(why)),
+            Ok(()) => assert!(
+                t.state.is_ok()
+                    || matches!(
+                        t.state,
+                        Err(rseq_slice_tokio::Unavailable::LibcLegacy { .. })
+                    )
+            ),
+        }
+    }
+    assert!(metrics.total().requested >= 100, "{:?}", metrics.total());
+}
+
+#[test]
+fn hooks_set_on_the_builder_are_reported_not_lost() {
+    let mut b = Builder::new_multi_thread();
+    b.on_thread_start(|| ()).on_thread_park(|| ());
+    let err = b.try_with_slice_config(SliceConfig::new()).unwrap_err();
+    assert_eq!(err.hooks, vec!["on_thread_start", "on_thread_park"]);
+    assert!(err.to_string().contains("SliceConfig"), "{err}");
+    assert!(
+        Builder::new_current_thread()
+            .try_with_slice_config(SliceConfig::new())
+            .is_ok()
+    );
+}
+
+#[test]
+fn user_hooks_given_to_the_config_all_run() {
+    let [s, t, p, u]: [Arc<AtomicUsize>; 4] = Default::default();
+    let count = |c: &Arc<AtomicUsize>| {
+        let c = c.clone();
+        move || {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let cfg = SliceConfig::new()
+        .on_thread_start(count(&s))
+        .on_thread_stop(count(&t))
+        .on_thread_park(count(&p))
+        .on_thread_unpark(count(&u));
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .with_slice_config(cfg)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::spawn(async {}).await.unwrap();
+        }
+    });
+    drop(rt);
+    assert!(s.load(Ordering::Relaxed) >= 2);
+    assert_eq!(s.load(Ordering::Relaxed), t.load(Ordering::Relaxed));
+    assert!(p.load(Ordering::Relaxed) > 0 && u.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn slice_critical_passes_outputs_panics_and_cancellation() {
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .with_slice_extension()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(slice_critical(async { "out" }).await, "out");
+        let j = tokio::spawn(slice_critical(async { panic!("inside a section") }));
+        assert!(j.await.unwrap_err().is_panic());
+        // Cancelled mid-await: the guard lives for one poll only, so nothing
+        // stays open and the next section is outermost again.
+        let pending = slice_critical(tokio::time::sleep(Duration::from_secs(60)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(5), pending)
+                .await
+                .is_err()
+        );
+        let before = rseq_slice_core::stats().requested;
+        rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
+        assert_eq!(rseq_slice_core::stats().requested - before, 1);
+        if let Some(p) = rseq_slice_core::request_ptr() {
+            // SAFETY: reading this thread's own request byte.
+            assert_eq!(unsafe { p.as_ptr().read_volatile() }, 0);
+        }
+    });
+}
