@@ -26,6 +26,12 @@ pub struct SliceStats {
     /// Sections whose `request` the kernel had cleared without a grant in
     /// sight at their end: the thread was rescheduled during the section, or a
     /// grant was revoked before the section ended.
+    ///
+    /// One case escapes both this and `granted`: a grant made *and* revoked
+    /// between the guard's read of `request` and its store of 0 (two
+    /// instructions; closing it would need a locked exchange on the fast
+    /// path). So the kernel's `sgrant` lies in `[granted, granted + cleared]`
+    /// plus that rare sliver.
     pub cleared: u64,
 }
 

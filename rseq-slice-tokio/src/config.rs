@@ -9,10 +9,11 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
 /// How a runtime uses the slice extension.
 ///
-/// Defaults: scheduler sections on (they need `--cfg tokio_unstable`; without
-/// it the policy does nothing), whole task polls off (a poll can outlast a
-/// 5 µs grant by far; use [`slice_critical`](crate::slice_critical) on the
-/// short parts instead).
+/// Defaults: scheduler sections **off** for now (experimental, they need
+/// `--cfg tokio_unstable`: a guest soak with them on was killed by SIGSEGV
+/// under `rseq_debug=1`, still under investigation), whole task polls off (a
+/// poll can outlast a 5 µs grant by far; use
+/// [`slice_critical`](crate::slice_critical) on the short parts instead).
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
 /// the builder after the adapter would replace its own. Hand yours to the
@@ -65,7 +66,7 @@ impl SliceConfig {
     /// The defaults.
     pub fn new() -> SliceConfig {
         SliceConfig {
-            scheduler_sections: true,
+            scheduler_sections: false,
             task_polls: false,
             metrics: SliceMetrics::default(),
             on_thread_start: None,
@@ -82,6 +83,11 @@ impl SliceConfig {
     pub fn scheduler_sections(mut self, on: bool) -> Self {
         self.scheduler_sections = on;
         self
+    }
+
+    /// Whether [`scheduler_sections`](SliceConfig::scheduler_sections) is on.
+    pub fn scheduler_sections_enabled(&self) -> bool {
+        self.scheduler_sections
     }
 
     /// Guard every whole task poll. Off by default. Needs `--cfg tokio_unstable`.

@@ -1,10 +1,10 @@
 //! tokio runtimes whose workers use Linux's rseq time slice extension.
 //!
-//! One builder call registers every runtime thread (from `on_thread_start`),
-//! and asks the kernel not to preempt a worker in the middle of the
-//! scheduler's own short critical sections: the work between one task poll
-//! and the next, and after an unpark (needs `--cfg tokio_unstable`; see
-//! [`SliceConfig`]).
+//! One builder call registers and enables every runtime thread (from
+//! `on_thread_start`), publishes per-thread metrics, and lets tasks mark their
+//! short critical sections with [`slice_critical`]. Guarding the scheduler's
+//! own work between task polls (`--cfg tokio_unstable`) is an experimental,
+//! opt-in policy of [`SliceConfig`]; this crate is work in progress.
 //!
 //! ```
 //! use rseq_slice_tokio::BuilderExt;

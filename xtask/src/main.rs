@@ -135,12 +135,20 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             .success();
     }
     if in_guest {
-        let bins = test_binaries()?;
+        let mut bins = test_binaries()?;
+        bins.extend(artifacts(
+            unstable_cargo().args(["test", "-p", "rseq-slice-tokio", "--no-run"]),
+            |a| a["profile"]["test"].as_bool() == Some(true),
+        )?);
         let runs = |modes: &[(&str, &str)], extra_env: &str| {
             let mut script = String::from("rc=0\n");
             for (mode, env) in modes {
                 for bin in &bins {
-                    let name = bin.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+                    let name = bin
+                        .strip_prefix(workspace_root().join("target"))
+                        .unwrap_or(bin)
+                        .display()
+                        .to_string();
                     script += &format!(
                         "echo '== guest [{mode}] {name}'\n\
                          env RSEQ_SLICE_REQUIRE_KERNEL=1 {extra_env} {env} {bin} --test-threads=1 || rc=1\n",
@@ -207,6 +215,17 @@ fn bench_guard(boot: &BootArgs) -> Result<bool> {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
+    c
+}
+
+/// cargo building with `--cfg tokio_unstable` (its own target directory, so
+/// the two builds do not evict each other).
+fn unstable_cargo() -> Command {
+    let mut c = cargo();
+    c.env("RUSTFLAGS", "--cfg tokio_unstable").env(
+        "CARGO_TARGET_DIR",
+        workspace_root().join("target/tokio-unstable"),
+    );
     c
 }
 
