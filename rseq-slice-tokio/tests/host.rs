@@ -1,6 +1,9 @@
 //! The adapter on any kernel: the builder, hook composition and conflicts,
 //! `slice_critical` semantics, metrics, and the tracing it emits.
 
+mod common;
+
+use common::two_workers;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,12 +15,7 @@ use tokio::runtime::Builder;
 fn the_one_liner_builds_and_every_thread_reports_its_state() {
     let cfg = SliceConfig::new();
     let metrics = cfg.metrics();
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .with_slice_config(cfg)
-        .build()
-        .unwrap();
+    let rt = two_workers(cfg);
     let sum = rt.block_on(async {
         let tasks: Vec<_> = (0..100u64)
             .map(|i| tokio::spawn(slice_critical(async move { i })))
@@ -77,12 +75,7 @@ fn user_hooks_given_to_the_config_all_run() {
         .on_thread_stop(count(&t))
         .on_thread_park(count(&p))
         .on_thread_unpark(count(&u));
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .with_slice_config(cfg)
-        .build()
-        .unwrap();
+    let rt = two_workers(cfg);
     rt.block_on(async {
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(2)).await;

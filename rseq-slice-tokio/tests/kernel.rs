@@ -3,6 +3,9 @@
 //! the feature the grant assertions skip, saying why; the soak and the
 //! build/shutdown loop run everywhere.
 
+mod common;
+
+use common::two_workers;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,8 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::{LibcRseq, Registrar, kernel_support};
-use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
-use tokio::runtime::Builder;
+use rseq_slice_tokio::{SliceConfig, SliceStats, slice_critical};
 
 fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
@@ -140,12 +142,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let k0 = kernel_stats().expect("debugfs rseq/stats");
     let cfg = SliceConfig::new();
     let metrics = cfg.metrics();
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .with_slice_config(cfg)
-        .build()
-        .unwrap();
+    let rt = two_workers(cfg);
     rt.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(3);
         let tasks: Vec<_> = (0..4)
@@ -240,12 +237,7 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
     });
     let metrics = cfg.metrics();
     let polls = Arc::new(AtomicUsize::new(0));
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .with_slice_config(cfg)
-        .build()
-        .unwrap();
+    let rt = two_workers(cfg);
     let t = Instant::now();
     rt.block_on(async {
         let tasks: Vec<_> = (0..2000)
@@ -290,12 +282,7 @@ fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
     for _ in 0..30 {
         let cfg = SliceConfig::new();
         let metrics = cfg.metrics();
-        let rt = Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .with_slice_config(cfg)
-            .build()
-            .unwrap();
+        let rt = two_workers(cfg);
         rt.block_on(async { tokio::spawn(slice_critical(async {})).await.unwrap() });
         drop(rt);
         let threads = metrics.threads();
