@@ -160,31 +160,63 @@ fn cmdline_says_off(cmdline: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Registration.
 
-/// The crate's own area, unregistered and freed when the thread exits.
-struct Owned {
-    area: NonNull<Rseq>,
+/// A registered area of the crate's own: dropping it unregisters and frees it.
+struct Area {
+    ptr: NonNull<Rseq>,
     len: u32,
     layout: Layout,
 }
 
-impl Drop for Owned {
+impl Area {
+    /// Allocate an area as the kernel asks (length `AT_RSEQ_FEATURE_SIZE`,
+    /// alignment `AT_RSEQ_ALIGN`) and register it for the calling thread.
+    fn register(flags: i32) -> Result<Area, Errno> {
+        let (feature_size, align) = sys::auxv_feature_size_align();
+        let len = feature_size.max(abi::ORIG_RSEQ_SIZE);
+        let align = align.max(abi::ORIG_RSEQ_SIZE).next_power_of_two();
+        let size = (len as usize).max(size_of::<Rseq>());
+        let layout = Layout::from_size_align(size, align as usize).map_err(|_| Errno::INVAL)?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr =
+            NonNull::new(unsafe { alloc_zeroed(layout) }.cast::<Rseq>()).ok_or(Errno::NOMEM)?;
+        // SAFETY: `len` bytes, aligned as AT_RSEQ_ALIGN asks; the `Area`
+        // returned unregisters it before freeing it.
+        match unsafe { sys::rseq_register(ptr.as_ptr(), len, flags) } {
+            Ok(()) => Ok(Area { ptr, len, layout }),
+            Err(e) => {
+                // SAFETY: allocated above with this layout, never registered.
+                unsafe { dealloc(ptr.as_ptr().cast(), layout) };
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Area {
     fn drop(&mut self) {
-        // Later thread-local destructors may still run guards: send them to
-        // the dummy before the area goes.
-        LOCAL.with(|l| l.set(None, State::Off(Unavailable::ThreadExiting)));
-        // SAFETY: `area`/`len` are this thread's own registration.
-        let unregistered = unsafe { sys::rseq_unregister(self.area.as_ptr(), self.len) };
-        if unregistered.is_ok() {
-            // SAFETY: allocated in `register_own` with this layout; the kernel
-            // no longer writes to it.
-            unsafe { dealloc(self.area.as_ptr().cast(), self.layout) };
+        // SAFETY: `ptr`/`len` are this thread's own registration.
+        if unsafe { sys::rseq_unregister(self.ptr.as_ptr(), self.len) }.is_ok() {
+            // SAFETY: allocated in `register` with this layout; the kernel no
+            // longer writes to it.
+            unsafe { dealloc(self.ptr.as_ptr().cast(), self.layout) };
         }
         // If unregistering failed the kernel may still write there: leak it.
     }
 }
 
+/// The thread's area while it lives: at thread exit, guards go back to the
+/// dummy (later thread-local destructors may still run some), then the area
+/// goes.
+struct ThreadArea(Area);
+
+impl Drop for ThreadArea {
+    fn drop(&mut self) {
+        LOCAL.with(|l| l.set(None, State::Off(Unavailable::ThreadExiting)));
+    }
+}
+
 thread_local! {
-    static OWNED: RefCell<Option<Owned>> = const { RefCell::new(None) };
+    static OWNED: RefCell<Option<ThreadArea>> = const { RefCell::new(None) };
 }
 
 fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
@@ -214,44 +246,23 @@ fn adopt_libc() -> Result<(Registrar, *mut u8), Unavailable> {
 }
 
 fn register_own(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
-    let (feature_size, align) = sys::auxv_feature_size_align();
-    let len = feature_size.max(abi::ORIG_RSEQ_SIZE);
-    let align = align.max(abi::ORIG_RSEQ_SIZE).next_power_of_two();
-    let layout =
-        Layout::from_size_align(len.max(size_of::<Rseq>() as u32) as usize, align as usize)
-            .map_err(|_| Unavailable::RegistrationFailed(Errno::INVAL))?;
-    // SAFETY: the layout has a non-zero size.
-    let area = NonNull::new(unsafe { alloc_zeroed(layout) }.cast::<Rseq>())
-        .ok_or(Unavailable::RegistrationFailed(Errno::NOMEM))?;
-    let owned = Owned { area, len, layout };
     let flags = match via {
         EnableVia::RegistrationFlag => abi::RSEQ_FLAG_SLICE_EXT_DEFAULT_ON,
         EnableVia::Prctl => 0,
     };
-    // SAFETY: the area is `len` bytes, aligned as AT_RSEQ_ALIGN asks, and
-    // `Owned` unregisters it before freeing it.
-    if let Err(e) = unsafe { sys::rseq_register(area.as_ptr(), len, flags) } {
-        // Not registered: just free it.
-        // SAFETY: allocated above with this layout, never registered.
-        unsafe { dealloc(area.as_ptr().cast(), layout) };
-        core::mem::forget(owned);
-        return Err(Unavailable::RegistrationFailed(e));
-    }
-    let f = flags_of(area.as_ptr());
+    // Every early return below drops `area`: unregistered and freed.
+    let area = Area::register(flags).map_err(Unavailable::RegistrationFailed)?;
+    let f = flags_of(area.ptr.as_ptr());
     if !f.available() {
-        drop(owned);
         return Err(Unavailable::LegacyOnly);
     }
-    if let Err(e) = enable_unless(f) {
-        drop(owned);
-        return Err(e);
-    }
-    let ctrl = ctrl_of(area.as_ptr());
-    let stored = OWNED.try_with(|o| *o.borrow_mut() = Some(owned));
+    enable_unless(f)?;
+    let ctrl = ctrl_of(area.ptr.as_ptr());
     // A thread already tearing down its thread-locals cannot keep an area:
-    // `try_with` failed, the closure did not run, `owned` was dropped, and
-    // the area unregistered.
-    stored.map_err(|_| Unavailable::ThreadExiting)?;
+    // `try_with` fails and the area is dropped with the closure.
+    OWNED
+        .try_with(|o| *o.borrow_mut() = Some(ThreadArea(area)))
+        .map_err(|_| Unavailable::ThreadExiting)?;
     Ok((Registrar::Crate, ctrl))
 }
 
@@ -274,7 +285,7 @@ fn registered_by() -> Registrar {
 fn area_of(r: Registrar) -> *mut Rseq {
     match r {
         Registrar::Crate => OWNED
-            .try_with(|o| o.borrow().as_ref().map(|o| o.area.as_ptr()))
+            .try_with(|o| o.borrow().as_ref().map(|o| o.0.ptr.as_ptr()))
             .ok()
             .flatten()
             .unwrap_or(core::ptr::null_mut()),

@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use rseq_slice_core::{SliceGuard, stats};
+use rseq_slice_core::{SliceGuard, SliceStats, stats};
 
 use crate::config::SliceConfig;
 use crate::metrics::Slot;
@@ -18,8 +18,8 @@ pub(crate) const TASK_POLL: &str = "task_poll";
 
 struct Worker {
     slot: Arc<Slot>,
-    /// The open section, if any, and its kind.
-    section: Option<(SliceGuard, &'static str, u64)>,
+    /// The open section, if any: its guard, kind, and the counters at its start.
+    section: Option<(SliceGuard, &'static str, SliceStats)>,
     _span: tracing::span::EnteredSpan,
 }
 
@@ -88,8 +88,8 @@ pub(crate) fn open(kind: &'static str) {
             && let Some(w) = w.as_mut()
             && w.section.is_none()
         {
-            let granted = stats().granted;
-            w.section = Some((SliceGuard::new(), kind, granted));
+            let before = stats();
+            w.section = Some((SliceGuard::new(), kind, before));
         }
     });
 }
