@@ -101,18 +101,17 @@ pub(crate) fn close() {
             return;
         };
         let Some(w) = w.as_mut() else { return };
-        let Some((guard, kind, granted_before)) = w.section.take() else {
+        let Some((guard, kind, before)) = w.section.take() else {
             return;
         };
-        let yielded_before = stats().yielded;
         drop(guard);
-        let after = stats();
-        if after.granted != granted_before {
+        let d = stats() - before;
+        if d.granted > 0 {
             tracing::debug!(
                 target: "rseq_slice",
                 worker = w.slot.index,
                 kind,
-                yielded = after.yielded != yielded_before,
+                yielded = d.yielded > 0,
                 "slice extension granted"
             );
         }
