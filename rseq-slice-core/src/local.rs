@@ -109,7 +109,7 @@ impl Local {
             if granted != 0 {
                 self.granted_slow();
             } else if before == 0 {
-                self.cleared.set(self.cleared.get() + 1);
+                self.cleared_slow();
             }
             compiler_fence(SeqCst);
         }
@@ -132,6 +132,20 @@ impl Local {
 
     pub(crate) fn live_ctrl(&self) -> Option<core::ptr::NonNull<u8>> {
         core::ptr::NonNull::new(self.ctrl.get())
+    }
+
+    /// The kernel cleared `request` without a grant in sight: the thread was
+    /// rescheduled, or a grant was revoked (another interrupt, the timer).
+    /// A revoked grant can leave the kernel's slice syscall work armed, and
+    /// under `rseq_debug` the next system call validates `slice_ctrl` against
+    /// "no grant": a later section that makes a system call with `request`
+    /// set would be killed with SIGSEGV. A yield now, with `request` clear,
+    /// disarms it (and costs nothing next to the reschedule that got us here).
+    #[cold]
+    #[inline(never)]
+    fn cleared_slow(&self) {
+        self.cleared.set(self.cleared.get() + 1);
+        sys::slice_yield();
     }
 
     pub(crate) fn depth(&self) -> u32 {

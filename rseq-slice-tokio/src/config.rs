@@ -10,15 +10,18 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 /// How a runtime uses the slice extension.
 ///
 /// Defaults: scheduler sections **off** for now (experimental, they need
-/// `--cfg tokio_unstable`: a guest soak with them on was killed by SIGSEGV
-/// under `rseq_debug=1`, still under investigation), whole task polls off (a
+/// `--cfg tokio_unstable`). Under `rseq_debug=1` a guest soak with them on
+/// was killed by the kernel's slice check at `epoll_wait(0)` inside a section
+/// (SI_KERNEL): stale slice work left by a revoked grant. The core now flushes
+/// that after a cleared section, which took the kill from every run to about
+/// one run in three, always at runtime shutdown; the rest is still being
+/// investigated. Whole task polls are off too (a
 /// poll can outlast a 5 µs grant by far; use
 /// [`slice_critical`](crate::slice_critical) on the short parts instead).
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
 /// the builder after the adapter would replace its own. Hand yours to the
-/// config instead; they run after the adapter's start hook and before its
-/// stop hook, outside any section:
+/// config instead; the adapter runs them outside any section:
 ///
 /// ```
 /// use rseq_slice_tokio::{BuilderExt, SliceConfig};
@@ -107,7 +110,8 @@ impl SliceConfig {
         self
     }
 
-    /// Your `on_thread_stop` hook, run before the adapter's.
+    /// Your `on_thread_stop` hook, run after the adapter closes its section
+    /// and before it publishes the thread's final counters.
     pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_thread_stop = Some(Arc::new(f));
         self

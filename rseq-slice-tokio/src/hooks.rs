@@ -47,10 +47,10 @@ pub(crate) fn thread_start(cfg: &SliceConfig) {
 }
 
 pub(crate) fn thread_stop(cfg: &SliceConfig) {
+    close();
     if let Some(f) = &cfg.on_thread_stop {
         f();
     }
-    close();
     let _ = WORKER.try_with(|w| {
         if let Some(w) = w.borrow_mut().take() {
             w.slot.stopped();
