@@ -160,6 +160,12 @@ fn workers_get_grants_that_match_the_kernel_stats() {
         }
     });
     drop(rt);
+    // Dropping the runtime can return before every worker has run its stop
+    // hook (which publishes its last counters): wait for all of them.
+    let t = Instant::now();
+    while metrics.threads().iter().any(|t| t.alive) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let k1 = kernel_stats().unwrap();
     stop.store(true, Ordering::Relaxed);
     noise.into_iter().for_each(|h| h.join().unwrap());
