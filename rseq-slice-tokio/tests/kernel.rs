@@ -200,16 +200,22 @@ fn workers_get_grants_that_match_the_kernel_stats() {
         total.yielded,
         "kernel syield vs the adapter's metrics"
     );
-    // A grant revoked between the guard's read of `request` and its store is
-    // seen by neither counter (see SliceStats::cleared): allow a sliver.
-    let window = 1 + total.granted / 200;
+    // Every grant the workers did not see as granted must have ended in a
+    // kernel revocation or abort. (With unpinned, migrating workers about
+    // 0.5 % of grants are seen neither as granted nor as cleared; each shows
+    // up as a revocation. Not yet explained: see the README.)
+    let unseen = d("sgrant")
+        .checked_sub(total.granted)
+        .expect("sgrant below our grants");
     assert!(
-        d("sgrant") >= total.granted && d("sgrant") <= total.granted + total.cleared + window,
-        "kernel sgrant {} outside [{}, {} + {window}]",
-        d("sgrant"),
-        total.granted,
-        total.granted + total.cleared
+        unseen <= d("srevok") + d("sabort"),
+        "{unseen} grants unseen, but the kernel revoked or aborted only {}",
+        d("srevok") + d("sabort")
     );
+    say(format_args!(
+        "tokio: {unseen} kernel grants unseen, {} of them not in `cleared`",
+        unseen.saturating_sub(total.cleared)
+    ));
     // Every grant is one core event; scheduler-section grants add one event
     // with their kind.
     assert_eq!(
