@@ -240,6 +240,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         boot.memory,
         boot.timeout_secs
     );
+    let _one_guest = one_guest_at_a_time()?;
     let mut child = cmd.spawn().map_err(|e| format!("spawning vng: {e}"))?;
     let err = child.stderr.take().ok_or("no stderr pipe")?;
     let relay = std::thread::spawn(move || {
@@ -262,6 +263,18 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         Some(c) => Ok(c),
         None => Err("vng was killed by a signal".into()),
     }
+}
+
+/// One emulated guest at a time on this machine (across checkouts): two
+/// would share two host cores and skew each other's timings. The lock is
+/// released when the returned file is dropped.
+fn one_guest_at_a_time() -> Result<std::fs::File> {
+    let f = std::fs::File::create(std::env::temp_dir().join("rseq-slice-guest.lock"))?;
+    if f.try_lock().is_err() {
+        eprintln!("xtask: waiting for another guest on this machine to finish");
+        f.lock()?;
+    }
+    Ok(f)
 }
 
 /// Runs first in the guest: attach to vng's script ports by name, run the
