@@ -24,7 +24,8 @@
 //!
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
 //! `sys` (the system calls), `thread` (registration), `local` and `guard`
-//! (the protocol), `future` (`slice_critical` for async code), `stats` (counters), `reason` (why not).
+//! (the protocol), `future` (`slice_critical` for async code), `stats` (counters), `reason` (why not), `runtime` (what runtime
+//! adapters share: per-thread metrics, sections spanning two hooks).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -40,6 +41,7 @@ mod future;
 mod guard;
 mod local;
 mod reason;
+pub mod runtime;
 mod stats;
 mod sys;
 mod thread;

@@ -99,15 +99,15 @@ fn install(b: &mut Builder, cfg: SliceConfig) -> &mut Builder {
     {
         let (sched, polls) = (cfg.scheduler_sections, cfg.task_polls);
         b.on_before_task_poll(move |_| {
-            hooks::close();
+            rseq_slice_core::runtime::close_section();
             if polls {
-                hooks::open(hooks::TASK_POLL);
+                rseq_slice_core::runtime::open_section(hooks::TASK_POLL);
             }
         })
         .on_after_task_poll(move |_| {
-            hooks::close();
+            rseq_slice_core::runtime::close_section();
             if sched {
-                hooks::open(hooks::AFTER_POLL);
+                rseq_slice_core::runtime::open_section(hooks::AFTER_POLL);
             }
         });
     }

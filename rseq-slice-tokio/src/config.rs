@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::metrics::SliceMetrics;
+use rseq_slice_core::runtime::SliceMetrics;
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 

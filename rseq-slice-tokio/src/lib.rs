@@ -30,9 +30,8 @@
 mod builder;
 mod config;
 mod hooks;
-mod metrics;
 
 pub use builder::{BuilderExt, HookConflict};
 pub use config::SliceConfig;
-pub use metrics::{SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::runtime::{SliceMetrics, ThreadMetrics};
 pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, slice_critical};
