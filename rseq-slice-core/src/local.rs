@@ -102,8 +102,7 @@ impl Local {
             // SAFETY: as in `enter`; `granted` is the next byte of the same
             // 4-byte `slice_ctrl` (or dummy) word.
             let (before, granted) = unsafe {
-                let before = ptr::read_volatile(req);
-                ptr::write_volatile(req, 0);
+                let before = sys::take_request(req);
                 (before, ptr::read_volatile(req.add(1)))
             };
             if granted != 0 {

@@ -27,11 +27,10 @@ pub struct SliceStats {
     /// sight at their end: the thread was rescheduled during the section, or a
     /// grant was revoked before the section ended.
     ///
-    /// One case escapes both this and `granted`: a grant made *and* revoked
-    /// between the guard's read of `request` and its store of 0 (two
-    /// instructions; closing it would need a locked exchange on the fast
-    /// path). So the kernel's `sgrant` lies in `[granted, granted + cleared]`
-    /// plus that rare sliver.
+    /// Every kernel grant is counted once, here or in `granted`: the guard
+    /// clears `request` and reads its old value in one instruction, so a grant
+    /// cannot hide between the two. The kernel's `sgrant` for a set of
+    /// threads therefore lies in `[granted, granted + cleared]`.
     pub cleared: u64,
 }
 
