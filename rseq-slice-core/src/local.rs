@@ -36,6 +36,8 @@ pub(crate) struct Local {
     yielded: Cell<u64>,
     revoked: Cell<u64>,
     cleared: Cell<u64>,
+    /// Whether the last grant's yield returned 1.
+    last_yielded: Cell<bool>,
     state: Cell<State>,
 }
 
@@ -54,6 +56,7 @@ impl Local {
             yielded: Cell::new(0),
             revoked: Cell::new(0),
             cleared: Cell::new(0),
+            last_yielded: Cell::new(false),
             state: Cell::new(State::Off(Unavailable::NotInitialized)),
         }
     }
@@ -119,6 +122,7 @@ impl Local {
     #[inline(never)]
     fn granted_slow(&self) {
         let yielded = sys::slice_yield();
+        self.last_yielded.set(yielded);
         self.granted.set(self.granted.get() + 1);
         if yielded {
             self.yielded.set(self.yielded.get() + 1);
@@ -145,6 +149,17 @@ impl Local {
     fn cleared_slow(&self) {
         self.cleared.set(self.cleared.get() + 1);
         sys::slice_yield();
+    }
+
+    /// Grants seen so far (cheaper than a whole [`SliceStats`] snapshot).
+    pub(crate) fn granted_count(&self) -> u64 {
+        self.granted.get()
+    }
+
+    /// Whether the last grant's `rseq_slice_yield()` returned 1.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn last_yielded(&self) -> bool {
+        self.last_yielded.get()
     }
 
     pub(crate) fn depth(&self) -> u32 {

@@ -30,11 +30,12 @@
 //! (`WARN`). Without a subscriber that wants them they cost tracing's level
 //! check.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::{Registrar, SharedStats, SliceGuard, SliceStats, Unavailable};
+use crate::local::LOCAL;
+use crate::{Registrar, SharedStats, SliceStats, Unavailable};
 
 /// A handle on one runtime's per-thread slice-extension metrics. Cheap to
 /// clone; every clone sees the same threads.
@@ -105,17 +106,30 @@ impl SliceMetrics {
     }
 }
 
-/// The calling thread's adapter state.
+/// The calling thread's adapter state (cold: touched at start, park, stop).
 struct Worker {
     slot: Arc<Slot>,
-    /// The open section: its guard, kind, and the counters at its start.
-    section: Option<(SliceGuard, &'static str, SliceStats)>,
     #[cfg(feature = "tracing")]
     _span: tracing::span::EnteredSpan,
 }
 
+/// The open section (hot: touched around every poll): its kind and the
+/// thread's grant count when it opened. The guard itself is implicit: opening
+/// enters the thread's protocol state, closing leaves it.
+#[derive(Clone, Copy)]
+struct Open {
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    kind: &'static str,
+    granted_before: u64,
+}
+
+/// No worker on this thread (sections are not opened).
+const NO_WORKER: usize = usize::MAX;
+
 thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    static INDEX: Cell<usize> = const { Cell::new(NO_WORKER) };
+    static SECTION: Cell<Option<Open>> = const { Cell::new(None) };
 }
 
 /// Run `f` on the calling thread's worker state, if it has one and it is not
@@ -152,15 +166,16 @@ pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
     }
     #[cfg(feature = "tracing")]
     let span = tracing::debug_span!(target: "rseq_slice", "rseq_slice_thread", index = slot.index);
+    let index = slot.index;
     let worker = Worker {
         slot,
-        section: None,
         #[cfg(feature = "tracing")]
         _span: span.entered(),
     };
     let _ = WORKER.try_with(|w| {
         if let Ok(mut w) = w.try_borrow_mut() {
             *w = Some(worker);
+            INDEX.set(index);
         }
     });
     state
@@ -173,6 +188,7 @@ pub fn thread_stop() {
         if let Ok(mut w) = w.try_borrow_mut()
             && let Some(w) = w.take()
         {
+            INDEX.set(NO_WORKER);
             w.slot.stats.publish();
             w.slot.alive.store(false, Ordering::Relaxed);
         }
@@ -187,44 +203,50 @@ pub fn publish() {
 /// Open a section of `kind` on the calling thread unless one is open (or the
 /// thread never called [`thread_start`]). It stays open until
 /// [`close_section`]: keep it to a few microseconds.
+#[inline]
 pub fn open_section(kind: &'static str) {
-    with_worker(|w| {
-        if w.section.is_none() {
-            let before = crate::stats();
-            w.section = Some((SliceGuard::new(), kind, before));
-        }
+    if INDEX.get() == NO_WORKER || SECTION.get().is_some() {
+        return;
+    }
+    let granted_before = LOCAL.with(|l| {
+        l.enter();
+        l.granted_count()
     });
+    SECTION.set(Some(Open {
+        kind,
+        granted_before,
+    }));
 }
 
 /// Close the calling thread's open section, if any (clearing the request and
 /// yielding if granted), and report a grant it got.
+#[inline]
 pub fn close_section() {
-    with_worker(|w| {
-        let Some((guard, kind, before)) = w.section.take() else {
-            return;
-        };
-        drop(guard);
-        #[cfg(feature = "tracing")]
-        {
-            let d = crate::stats() - before;
-            if d.granted > 0 {
-                tracing::debug!(
-                    target: "rseq_slice",
-                    worker = w.slot.index,
-                    kind,
-                    yielded = d.yielded > 0,
-                    "slice extension granted"
-                );
-            }
-        }
-        #[cfg(not(feature = "tracing"))]
-        let _ = (kind, before);
+    let Some(open) = SECTION.take() else { return };
+    let granted = LOCAL.with(|l| {
+        l.exit();
+        l.granted_count()
     });
+    if granted != open.granted_before {
+        section_granted(open);
+    }
+}
+
+#[cold]
+fn section_granted(open: Open) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: "rseq_slice",
+        worker = INDEX.get(),
+        kind = open.kind,
+        yielded = LOCAL.with(|l| l.last_yielded()),
+        "slice extension granted"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = open;
 }
 
 /// Whether the calling thread has an open section.
 pub fn section_open() -> bool {
-    let mut open = false;
-    with_worker(|w| open = w.section.is_some());
-    open
+    SECTION.get().is_some()
 }

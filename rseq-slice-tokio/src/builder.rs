@@ -7,6 +7,8 @@ use tokio::runtime::Builder;
 
 use crate::config::SliceConfig;
 use crate::hooks;
+#[cfg(tokio_unstable)]
+use rseq_slice_core::runtime;
 
 /// Adds the slice extension to a tokio runtime [`Builder`].
 ///
@@ -95,19 +97,21 @@ fn install(b: &mut Builder, cfg: SliceConfig) -> &mut Builder {
         .on_thread_stop(move || hooks::thread_stop(&c2))
         .on_thread_park(move || hooks::thread_park(&c3))
         .on_thread_unpark(move || hooks::thread_unpark(&c4));
+    // The poll hooks run around every task poll: install them only for a
+    // policy that uses them.
     #[cfg(tokio_unstable)]
-    {
+    if cfg.scheduler_sections || cfg.task_polls {
         let (sched, polls) = (cfg.scheduler_sections, cfg.task_polls);
         b.on_before_task_poll(move |_| {
-            rseq_slice_core::runtime::close_section();
+            runtime::close_section();
             if polls {
-                rseq_slice_core::runtime::open_section(hooks::TASK_POLL);
+                runtime::open_section(hooks::TASK_POLL);
             }
         })
         .on_after_task_poll(move |_| {
-            rseq_slice_core::runtime::close_section();
+            runtime::close_section();
             if sched {
-                rseq_slice_core::runtime::open_section(hooks::AFTER_POLL);
+                runtime::open_section(hooks::AFTER_POLL);
             }
         });
     }

@@ -4,6 +4,8 @@
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
 //! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
+//! - `cargo xtask bench-tokio`: what the tokio adapter's policies cost a
+//!   busy runtime, host and guest.
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
@@ -45,6 +47,12 @@ enum Cmd {
     },
     /// Guard overhead (criterion): on the host, then in the guest.
     BenchGuard {
+        #[command(flatten)]
+        boot: BootArgs,
+    },
+    /// The tokio adapter's policies vs a plain runtime (criterion, built with
+    /// `--cfg tokio_unstable`): on the host, then in the guest.
+    BenchTokio {
         #[command(flatten)]
         boot: BootArgs,
     },
@@ -106,7 +114,8 @@ fn main() {
             boot,
         } => test(!guest_only, !host_only, &boot),
         Cmd::Probe { boot } => probe(&boot),
-        Cmd::BenchGuard { boot } => bench_guard(&boot),
+        Cmd::BenchGuard { boot } => bench(&boot, Bench::GUARD),
+        Cmd::BenchTokio { boot } => bench(&boot, Bench::TOKIO),
         Cmd::Guest { boot, command } => {
             guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
         }
@@ -196,13 +205,51 @@ fn probe(boot: &BootArgs) -> Result<bool> {
     Ok(ok && guest::run(&boot.boot(1), &script)? == 0)
 }
 
-fn bench_guard(boot: &BootArgs) -> Result<bool> {
-    eprintln!("xtask: guard bench on the host (fallback: this kernel lacks the feature)");
+/// A criterion bench run on the host, then in a 1-vCPU guest.
+struct Bench {
+    package: &'static str,
+    name: &'static str,
+    /// Built with `--cfg tokio_unstable`.
+    unstable: bool,
+}
+
+impl Bench {
+    const GUARD: Bench = Bench {
+        package: "rseq-slice-core",
+        name: "guard",
+        unstable: false,
+    };
+    const TOKIO: Bench = Bench {
+        package: "rseq-slice-tokio",
+        name: "sections",
+        unstable: true,
+    };
+}
+
+fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
+    let cargo = || {
+        if b.unstable {
+            unstable_cargo()
+        } else {
+            cargo()
+        }
+    };
+    eprintln!(
+        "xtask: bench {} on the host ({})",
+        b.name,
+        match rseq_slice_core::kernel_support() {
+            Ok(()) => "the kernel has the feature".to_string(),
+            Err(why) => format!("fallback: {why}"),
+        }
+    );
     let host = cargo()
-        .args(["bench", "-p", "rseq-slice-core", "--bench", "guard"])
+        .args(["bench", "-p", b.package, "--bench", b.name])
         .status()?
         .success();
-    let exe = build_bench("guard")?;
+    let exe = one(artifacts(
+        cargo().args(["bench", "-p", b.package, "--no-run", "--bench", b.name]),
+        |a| a["target"]["name"] == b.name,
+    )?)?;
     let script = format!(
         "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
          echo '== guest, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench\n\
@@ -240,13 +287,6 @@ fn test_binaries() -> Result<Vec<PathBuf>> {
 fn build_example(name: &str) -> Result<PathBuf> {
     one(artifacts(
         cargo().args(["build", "--release", "--example", name]),
-        |a| a["target"]["name"] == name,
-    )?)
-}
-
-fn build_bench(name: &str) -> Result<PathBuf> {
-    one(artifacts(
-        cargo().args(["bench", "--no-run", "--bench", name]),
         |a| a["target"]["name"] == name,
     )?)
 }
