@@ -219,7 +219,10 @@ fn executors_started_and_stopped_repeatedly_leave_no_thread_behind() {
         let single = LocalExecutorBuilder::default().with_slice_extension();
         let m1 = single.metrics();
         let h = single
-            .spawn(|| slice_critical(async { slice_ctrl() }))
+            .spawn(|| async {
+                slice_critical(async {}).await;
+                slice_ctrl()
+            })
             .expect("executor start");
         assert_eq!(h.join().unwrap(), (0, 0));
         let pool = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2)).with_slice_extension();
