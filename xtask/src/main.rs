@@ -3,7 +3,8 @@
 //! - `cargo xtask test`: host tests, then the guest suite on a kernel with
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
-//! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
+//! - `cargo xtask bench-guard`: the guard overhead benches (bare, and inside
+//!   glommio tasks), host and guest.
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
@@ -43,7 +44,7 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
-    /// Guard overhead (criterion): on the host, then in the guest.
+    /// Guard overhead (criterion; bare and inside glommio tasks): on the host, then in the guest.
     BenchGuard {
         #[command(flatten)]
         boot: BootArgs,
@@ -196,19 +197,31 @@ fn probe(boot: &BootArgs) -> Result<bool> {
     Ok(ok && guest::run(&boot.boot(1), &script)? == 0)
 }
 
+/// The guard benches, `(package, bench)`: the bare guard, and the guard
+/// inside glommio tasks.
+const GUARD_BENCHES: &[(&str, &str)] = &[
+    ("rseq-slice-core", "guard"),
+    ("rseq-slice-glommio", "guard"),
+];
+
 fn bench_guard(boot: &BootArgs) -> Result<bool> {
-    eprintln!("xtask: guard bench on the host (fallback: this kernel lacks the feature)");
-    let host = cargo()
-        .args(["bench", "-p", "rseq-slice-core", "--bench", "guard"])
-        .status()?
-        .success();
-    let exe = build_bench("guard")?;
-    let script = format!(
-        "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
-         echo '== guest, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench\n\
-         echo '== guest, glibc default (legacy area: fallback)'; {exe} --bench\n",
-        exe = guest_path(&exe)
-    );
+    eprintln!("xtask: guard benches on the host (fallback: this kernel lacks the feature)");
+    let mut host = true;
+    for (package, bench) in GUARD_BENCHES {
+        host &= cargo()
+            .args(["bench", "-p", package, "--bench", bench])
+            .status()?
+            .success();
+    }
+    let mut script = String::from("export CARGO_TARGET_DIR=/tmp/criterion-target\nrc=0\n");
+    for (package, bench) in GUARD_BENCHES {
+        let exe = guest_path(&build_bench(package, bench)?);
+        script += &format!(
+            "echo '== guest {package}, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench || rc=1\n\
+             echo '== guest {package}, glibc default (legacy area: fallback)'; {exe} --bench || rc=1\n"
+        );
+    }
+    script += "exit $rc\n";
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 
@@ -244,9 +257,9 @@ fn build_example(name: &str) -> Result<PathBuf> {
     )?)
 }
 
-fn build_bench(name: &str) -> Result<PathBuf> {
+fn build_bench(package: &str, name: &str) -> Result<PathBuf> {
     one(artifacts(
-        cargo().args(["bench", "--no-run", "--bench", name]),
+        cargo().args(["bench", "--no-run", "-p", package, "--bench", name]),
         |a| a["target"]["name"] == name,
     )?)
 }
