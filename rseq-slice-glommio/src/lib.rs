@@ -57,9 +57,12 @@
 //!   the scheduler-section policy, and the adapter leaves stall detection to
 //!   you.
 //!
-//! With the `tracing` events of [`rseq_slice_core::runtime`]: each executor
-//! thread enters a `rseq_slice_thread` span (field `index`), each grant is a
-//! `DEBUG` event with target `rseq_slice` and field `yielded`.
+//! Tracing is the core's, shared with the tokio adapter
+//! ([`rseq_slice_core::runtime`]): each executor thread enters a
+//! `rseq_slice_thread` span (field `index`), a thread where the extension is
+//! off logs why once (`WARN`), and each grant is a `TRACE` event with target
+//! `rseq_slice` and field `yielded`. There are no scheduler sections, so no
+//! per-kind events.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
