@@ -3,7 +3,8 @@
 //! - `cargo xtask test`: host tests, then the guest suite on a kernel with
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
-//! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
+//! - `cargo xtask bench-guard`: the guard overhead benches (bare, and inside
+//!   glommio tasks), host and guest.
 //! - `cargo xtask bench-tokio`: what the tokio adapter's policies cost a
 //!   busy runtime, host and guest.
 //! - `cargo xtask guest -- CMD`: any command in the guest.
@@ -45,7 +46,7 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
-    /// Guard overhead (criterion): on the host, then in the guest.
+    /// Guard overhead (criterion; bare and inside glommio tasks): on the host, then in the guest.
     BenchGuard {
         #[command(flatten)]
         boot: BootArgs,
@@ -205,23 +206,26 @@ fn probe(boot: &BootArgs) -> Result<bool> {
     Ok(ok && guest::run(&boot.boot(1), &script)? == 0)
 }
 
-/// A criterion bench run on the host, then in a 1-vCPU guest.
+/// Criterion benches run on the host, then in a 1-vCPU guest.
 struct Bench {
-    package: &'static str,
-    name: &'static str,
+    /// `(package, bench)` pairs.
+    benches: &'static [(&'static str, &'static str)],
     /// Built with `--cfg tokio_unstable`.
     unstable: bool,
 }
 
 impl Bench {
+    /// The bare guard, and the guard inside glommio tasks.
     const GUARD: Bench = Bench {
-        package: "rseq-slice-core",
-        name: "guard",
+        benches: &[
+            ("rseq-slice-core", "guard"),
+            ("rseq-slice-glommio", "guard"),
+        ],
         unstable: false,
     };
+    /// The tokio adapter's policies against a plain runtime.
     const TOKIO: Bench = Bench {
-        package: "rseq-slice-tokio",
-        name: "sections",
+        benches: &[("rseq-slice-tokio", "sections")],
         unstable: true,
     };
 }
@@ -235,27 +239,29 @@ fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
         }
     };
     eprintln!(
-        "xtask: bench {} on the host ({})",
-        b.name,
+        "xtask: benches on the host ({})",
         match rseq_slice_core::kernel_support() {
             Ok(()) => "the kernel has the feature".to_string(),
             Err(why) => format!("fallback: {why}"),
         }
     );
-    let host = cargo()
-        .args(["bench", "-p", b.package, "--bench", b.name])
-        .status()?
-        .success();
-    let exe = one(artifacts(
-        cargo().args(["bench", "-p", b.package, "--no-run", "--bench", b.name]),
-        |a| a["target"]["name"] == b.name,
-    )?)?;
-    let script = format!(
-        "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
-         echo '== guest, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench\n\
-         echo '== guest, glibc default (legacy area: fallback)'; {exe} --bench\n",
-        exe = guest_path(&exe)
-    );
+    let mut host = true;
+    let mut script = String::from("export CARGO_TARGET_DIR=/tmp/criterion-target\nrc=0\n");
+    for (package, bench) in b.benches {
+        host &= cargo()
+            .args(["bench", "-p", package, "--bench", bench])
+            .status()?
+            .success();
+        let exe = guest_path(&one(artifacts(
+            cargo().args(["bench", "-p", package, "--no-run", "--bench", bench]),
+            |a| a["target"]["name"] == *bench,
+        )?)?);
+        script += &format!(
+            "echo '== guest {package}, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench || rc=1\n\
+             echo '== guest {package}, glibc default (legacy area: fallback)'; {exe} --bench || rc=1\n"
+        );
+    }
+    script += "exit $rc\n";
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 

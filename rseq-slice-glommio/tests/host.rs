@@ -1,0 +1,206 @@
+//! The adapter on any kernel: single executors (spawned and made), pools,
+//! `slice_critical` inside tasks, metrics, and the
+//! typed error glommio's locked-memory minimum becomes.
+
+#[path = "../../rseq-slice-core/tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+
+use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
+use rseq_slice_glommio::{
+    BuilderExt, MIN_MEMLOCK, SliceConfig, SliceMetrics, StartError, Unavailable, slice_critical,
+};
+
+/// Every thread in `metrics` stopped, with the state this kernel gives.
+fn assert_states(metrics: &SliceMetrics, threads: usize) {
+    let seen = metrics.threads();
+    assert_eq!(seen.len(), threads, "{seen:?}");
+    let verdict = rseq_slice_core::kernel_support();
+    for t in &seen {
+        assert!(!t.alive, "executor {} still alive after join", t.index);
+        match verdict {
+            Err(why) => assert_eq!(t.state, Err(why)),
+            Ok(()) => assert!(
+                t.state.is_ok() || matches!(t.state, Err(Unavailable::LibcLegacy { .. })),
+                "{t:?}"
+            ),
+        }
+    }
+}
+
+/// 100 tasks, each one `slice_critical` section: the sum.
+async fn hundred_tasks() -> u64 {
+    let tasks: Vec<_> = (0..100u64)
+        .map(|i| glommio::spawn_local(slice_critical(async move { i })))
+        .collect();
+    let mut sum = 0;
+    for t in tasks {
+        sum += t.await;
+    }
+    sum
+}
+
+#[test]
+fn a_spawned_executor_starts_registered_and_runs_tasks() {
+    let b = LocalExecutorBuilder::default().with_slice_extension();
+    let metrics = b.metrics();
+    let h = b
+        .spawn(|| async {
+            // The generator's future runs after registration.
+            let state = rseq_slice_core::state();
+            (hundred_tasks().await, state)
+        })
+        .expect("executor start");
+    let (sum, state) = h.join().unwrap();
+    assert_eq!(sum, 4950);
+    assert_states(&metrics, 1);
+    let t = &metrics.threads()[0];
+    assert_eq!(state, t.state, "the future ran on the registered thread");
+    // One section per task poll.
+    assert!(t.stats.requested >= 100, "{:?}", t.stats);
+}
+
+#[test]
+fn an_executor_made_on_this_thread_registers_it_until_dropped() {
+    let metrics = common::on_thread(|| {
+        let cfg = SliceConfig::new();
+        let metrics = cfg.metrics();
+        let ex = LocalExecutorBuilder::default()
+            .with_slice_config(cfg)
+            .make()
+            .expect("executor");
+        assert_eq!(ex.run(hundred_tasks()), 4950);
+        assert!(metrics.threads()[0].alive);
+        drop(ex);
+        metrics
+    });
+    assert_states(&metrics, 1);
+}
+
+#[test]
+fn a_pool_registers_every_executor() {
+    let b = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(3)).with_slice_extension();
+    let metrics = b.metrics();
+    let sums: Vec<u64> = b
+        .on_all_shards(hundred_tasks)
+        .expect("pool start")
+        .join_all()
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(sums, [4950; 3]);
+    assert_states(&metrics, 3);
+    let mut indices: Vec<_> = metrics.threads().iter().map(|t| t.index).collect();
+    indices.sort();
+    assert_eq!(indices, [0, 1, 2]);
+}
+
+#[test]
+fn executors_without_the_adapter_still_start() {
+    // The same work on plain glommio, beside the adapter's executors.
+    let h = LocalExecutorBuilder::default()
+        .spawn(hundred_tasks)
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 4950);
+}
+
+#[test]
+fn slice_critical_passes_outputs_and_panics_and_leaves_nothing_open() {
+    let h = LocalExecutorBuilder::default()
+        .with_slice_extension()
+        .spawn(|| async {
+            assert_eq!(slice_critical(async { "out" }).await, "out");
+            // A task that panics in its section: glommio aborts the whole
+            // process on a task panic, so check the guard by unwinding it
+            // ourselves.
+            let r = std::panic::catch_unwind(|| {
+                rseq_slice_core::critical(|| panic!("inside a section"))
+            });
+            assert!(r.is_err());
+            let before = rseq_slice_core::stats().requested;
+            rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
+            assert_eq!(rseq_slice_core::stats().requested - before, 1);
+            rseq_slice_core::request_ptr().map(|p| {
+                // SAFETY: reading this thread's own request byte.
+                unsafe { p.as_ptr().read_volatile() }
+            })
+        })
+        .unwrap();
+    assert_ne!(h.join().unwrap(), Some(1), "request left set");
+}
+
+/// The child half of the memlock test: runs only when the parent asks.
+#[test]
+fn memlock_child() {
+    if std::env::var_os("RSEQ_SLICE_MEMLOCK_CHILD").is_none() {
+        return;
+    }
+    let low = 64 * 1024;
+    rustix::process::setrlimit(
+        rustix::process::Resource::Memlock,
+        rustix::process::Rlimit {
+            current: Some(low),
+            maximum: Some(low),
+        },
+    )
+    .expect("lowering RLIMIT_MEMLOCK");
+    let want = |e: StartError| match e {
+        StartError::MemlockTooLow { have, need } => {
+            assert_eq!((have, need), (low, MIN_MEMLOCK));
+            println!("MEMLOCK-ERROR: {e}");
+        }
+        e => panic!("expected MemlockTooLow, got {e:?}"),
+    };
+    want(
+        LocalExecutorBuilder::default()
+            .with_slice_extension()
+            .spawn(|| async {})
+            .unwrap_err(),
+    );
+    want(
+        LocalExecutorBuilder::default()
+            .with_slice_extension()
+            .make()
+            .unwrap_err(),
+    );
+    want(
+        LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2))
+            .with_slice_extension()
+            .on_all_shards(|| async {})
+            .unwrap_err(),
+    );
+    // glommio's own check, without the adapter: an opaque I/O error.
+    let raw = LocalExecutorBuilder::default().make().unwrap_err();
+    assert!(raw.to_string().contains("MemLockLimit"), "{raw}");
+}
+
+#[test]
+fn too_little_locked_memory_is_a_typed_error_not_a_panic() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "memlock_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RSEQ_SLICE_MEMLOCK_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<_> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("MEMLOCK-ERROR: ").map(|(_, e)| e))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].contains("512 KiB of locked memory") && lines[0].contains("only 64 KiB"),
+        "{}",
+        lines[0]
+    );
+}
