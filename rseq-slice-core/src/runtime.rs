@@ -109,6 +109,8 @@ impl SliceMetrics {
 /// The calling thread's adapter state (cold: touched at start, park, stop).
 struct Worker {
     slot: Arc<Slot>,
+    /// Which [`SliceMetrics`] the thread reports to.
+    metrics: Arc<Inner>,
     #[cfg(feature = "tracing")]
     _span: tracing::span::EnteredSpan,
 }
@@ -169,6 +171,7 @@ pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
     let index = slot.index;
     let worker = Worker {
         slot,
+        metrics: metrics.inner.clone(),
         #[cfg(feature = "tracing")]
         _span: span.entered(),
     };
@@ -179,6 +182,27 @@ pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
         }
     });
     state
+}
+
+/// [`thread_start`] unless the calling thread already reports to `metrics`.
+///
+/// For threads a runtime runs on without a start hook, such as the thread
+/// that drives a current-thread runtime: call it from a hook that thread does
+/// run (park, unpark). Such a thread never stops for the runtime, so it stays
+/// `alive` in `metrics` until it joins another runtime or calls
+/// [`thread_stop`].
+pub fn ensure_started(metrics: &SliceMetrics) {
+    let mut started = false;
+    let _ = WORKER.try_with(|w| {
+        if let Ok(w) = w.try_borrow() {
+            started = w
+                .as_ref()
+                .is_some_and(|w| Arc::ptr_eq(&w.metrics, &metrics.inner));
+        }
+    });
+    if !started {
+        let _ = thread_start(metrics);
+    }
 }
 
 /// Close the open section, publish the counters and mark the thread stopped.

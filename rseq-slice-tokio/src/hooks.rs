@@ -27,7 +27,10 @@ pub(crate) fn thread_stop(cfg: &SliceConfig) {
     runtime::thread_stop();
 }
 
+/// Park and unpark also start the thread that drives a current-thread
+/// runtime (tokio runs no start hook there).
 pub(crate) fn thread_park(cfg: &SliceConfig) {
+    runtime::ensure_started(&cfg.metrics);
     runtime::close_section();
     runtime::publish();
     if let Some(f) = &cfg.on_thread_park {
@@ -36,6 +39,7 @@ pub(crate) fn thread_park(cfg: &SliceConfig) {
 }
 
 pub(crate) fn thread_unpark(cfg: &SliceConfig) {
+    runtime::ensure_started(&cfg.metrics);
     if let Some(f) = &cfg.on_thread_unpark {
         f();
     }

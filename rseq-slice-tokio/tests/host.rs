@@ -116,3 +116,49 @@ fn slice_critical_passes_outputs_panics_and_cancellation() {
         }
     });
 }
+
+#[test]
+fn a_current_thread_runtime_starts_its_thread_at_the_first_park() {
+    let cfg = SliceConfig::new().scheduler_sections(true);
+    let metrics = cfg.metrics();
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .with_slice_config(cfg)
+        .build()
+        .unwrap();
+    let n = rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::spawn(slice_critical(async { 7 })).await.unwrap()
+    });
+    assert_eq!(n, 7);
+    let me = std::thread::current().name().map(str::to_owned);
+    let threads = metrics.threads();
+    let driver = threads
+        .iter()
+        .find(|t| t.name == me)
+        .unwrap_or_else(|| panic!("the driving thread {me:?} is not in {threads:?}"));
+    assert!(
+        driver.alive,
+        "the driving thread outlives the runtime's hooks"
+    );
+    match rseq_slice_core::kernel_support() {
+        Err(why) => assert_eq!(driver.state, Err(why)),
+        Ok(()) => assert!(
+            driver.state != Err(rseq_slice_tokio::Unavailable::NotInitialized),
+            "{driver:?}"
+        ),
+    }
+    // A second runtime on the same thread gets its own entry; the first one's
+    // entry is marked stopped.
+    drop(rt);
+    let cfg2 = SliceConfig::new();
+    let metrics2 = cfg2.metrics();
+    let rt2 = Builder::new_current_thread()
+        .enable_all()
+        .with_slice_config(cfg2)
+        .build()
+        .unwrap();
+    rt2.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+    assert!(metrics2.threads().iter().any(|t| t.name == me && t.alive));
+    assert!(metrics.threads().iter().all(|t| t.name != me || !t.alive));
+}

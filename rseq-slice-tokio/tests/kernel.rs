@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::{LibcRseq, Registrar, kernel_support};
-use rseq_slice_tokio::{SliceConfig, SliceStats, slice_critical};
+use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
 
 fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
@@ -140,7 +140,8 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let stop = Arc::new(AtomicBool::new(false));
     let noise = noise(stop.clone());
     let k0 = kernel_stats().expect("debugfs rseq/stats");
-    let cfg = SliceConfig::new();
+    // Scheduler sections take effect in the `tokio_unstable` build only.
+    let cfg = SliceConfig::new().scheduler_sections(true);
     let metrics = cfg.metrics();
     let rt = two_workers(cfg);
     rt.block_on(async {
@@ -214,10 +215,15 @@ fn workers_get_grants_that_match_the_kernel_stats() {
         by_kind.get("any guard").copied().unwrap_or(0),
         total.granted
     );
-    if cfg!(tokio_unstable) && SliceConfig::new().scheduler_sections_enabled() {
+    if cfg!(tokio_unstable) {
         let sched = by_kind.get("scheduler").copied().unwrap_or(0)
             + by_kind.get("unpark").copied().unwrap_or(0);
         assert!(sched > 0, "no grant in a scheduler section: {by_kind:?}");
+        // The rest were granted inside the tasks' `slice_critical` polls.
+        assert!(
+            total.granted > sched,
+            "no grant in a slice_critical section: {by_kind:?}"
+        );
     }
 }
 
@@ -302,5 +308,58 @@ fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
                 "{threads:?}"
             );
         }
+    }
+}
+
+#[test]
+fn a_current_thread_runtime_gets_grants_on_its_driving_thread() {
+    let Some(legacy) = feature("a_current_thread_runtime_gets_grants_on_its_driving_thread") else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = noise(stop.clone());
+    let cfg = SliceConfig::new().scheduler_sections(true);
+    let metrics = cfg.metrics();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .with_slice_config(cfg)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The first park starts the driving thread.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        slice_critical(async { spin(Duration::from_micros(2)) }).await;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await; // publish at park
+    });
+    stop.store(true, Ordering::Relaxed);
+    noise.into_iter().for_each(|h| h.join().unwrap());
+    let me = std::thread::current().name().map(str::to_owned);
+    let threads = metrics.threads();
+    let driver = threads
+        .iter()
+        .find(|t| t.name == me)
+        .expect("driving thread");
+    say(format_args!("tokio current-thread driver: {driver:?}"));
+    if legacy {
+        assert!(matches!(
+            driver.state,
+            Err(rseq_slice_tokio::Unavailable::LibcLegacy { .. })
+        ));
+    } else {
+        assert_eq!(driver.state, Ok(Registrar::Crate));
+        assert!(driver.stats.granted > 0, "{driver:?}");
     }
 }
