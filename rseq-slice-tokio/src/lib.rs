@@ -2,9 +2,10 @@
 //!
 //! One builder call registers and enables every runtime thread (from
 //! `on_thread_start`), publishes per-thread metrics, and lets tasks mark their
-//! short critical sections with [`slice_critical`]. Guarding the scheduler's
-//! own work between task polls (`--cfg tokio_unstable`) is an experimental,
-//! opt-in policy of [`SliceConfig`]; this crate is work in progress.
+//! short critical sections with [`slice_critical`]. With `--cfg
+//! tokio_unstable` it also guards the scheduler's own work between task polls
+//! (steals, inject-queue pops, the timer wheel): a policy of [`SliceConfig`]
+//! that is on by default and can be turned off.
 //!
 //! ```
 //! use rseq_slice_tokio::BuilderExt;
