@@ -130,6 +130,25 @@ fn kinds() -> &'static Kinds {
     })
 }
 
+/// Four tasks running 2 µs `slice_critical` sections for `d`, yielding
+/// between them.
+async fn critical_tasks(d: Duration) {
+    let deadline = Instant::now() + d;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    slice_critical(async { spin(Duration::from_micros(2)) }).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 #[test]
 fn workers_get_grants_that_match_the_kernel_stats() {
     let Some(legacy) = feature("workers_get_grants_that_match_the_kernel_stats") else {
@@ -145,20 +164,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let metrics = cfg.metrics();
     let rt = two_workers(cfg);
     rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let tasks: Vec<_> = (0..4)
-            .map(|_| {
-                tokio::spawn(async move {
-                    while Instant::now() < deadline {
-                        slice_critical(async { spin(Duration::from_micros(2)) }).await;
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        critical_tasks(Duration::from_secs(3)).await;
     });
     drop(rt);
     // Dropping the runtime can return before every worker has run its stop
@@ -328,20 +334,7 @@ fn a_current_thread_runtime_gets_grants_on_its_driving_thread() {
     rt.block_on(async {
         // The first park starts the driving thread.
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let tasks: Vec<_> = (0..4)
-            .map(|_| {
-                tokio::spawn(async move {
-                    while Instant::now() < deadline {
-                        slice_critical(async { spin(Duration::from_micros(2)) }).await;
-                        tokio::task::yield_now().await;
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
+        critical_tasks(Duration::from_secs(2)).await;
         tokio::time::sleep(Duration::from_millis(1)).await; // publish at park
     });
     stop.store(true, Ordering::Relaxed);
