@@ -4,6 +4,8 @@
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
 //! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
+//! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark in a
+//!   1-vCPU guest (and natively where the host kernel has the feature).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
@@ -48,6 +50,25 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
+    /// The lock-holder-preemption benchmark (`benches/`, binary `locks`) in a
+    /// 1-vCPU guest, and natively when the host kernel has the feature.
+    /// Writes out/locks/{guest,host}/locks.{csv,png}.
+    BenchLocks {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// Wall time of one cell, ms (the default grid takes about 8 min).
+        #[arg(long, default_value_t = 2000)]
+        cell_ms: u64,
+        /// Repetitions of the grid (variants alternate cell by cell).
+        #[arg(long, default_value_t = 2)]
+        repeats: usize,
+        /// Also run the criterion bench `locks` (uncontended overhead) in the guest.
+        #[arg(long)]
+        criterion: bool,
+        /// More arguments for the `locks` binary (e.g. `--threads 1,8 --kinds spin`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
     /// Run a shell command in the guest, from the workspace root.
     Guest {
         #[command(flatten)]
@@ -90,6 +111,7 @@ impl BootArgs {
             slice_ext_nsec: self.slice_ext_nsec,
             append,
             timeout_secs: self.timeout,
+            rw_dirs: Vec::new(),
         }
     }
 }
@@ -107,6 +129,13 @@ fn main() {
         } => test(!guest_only, !host_only, &boot),
         Cmd::Probe { boot } => probe(&boot),
         Cmd::BenchGuard { boot } => bench_guard(&boot),
+        Cmd::BenchLocks {
+            boot,
+            cell_ms,
+            repeats,
+            criterion,
+            extra,
+        } => bench_locks(&boot, cell_ms, repeats, criterion, &extra),
         Cmd::Guest { boot, command } => {
             guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
         }
@@ -133,6 +162,7 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             .args(["test", "--workspace", "--all-features"])
             .status()?
             .success();
+        ok &= locks_smoke()?;
     }
     if in_guest {
         let mut bins = test_binaries()?;
@@ -212,6 +242,106 @@ fn bench_guard(boot: &BootArgs) -> Result<bool> {
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 
+fn bench_locks(
+    boot: &BootArgs,
+    cell_ms: u64,
+    repeats: usize,
+    criterion: bool,
+    extra: &[String],
+) -> Result<bool> {
+    let exe = build_locks()?;
+    let mut args = vec![
+        format!("--cell-ms={cell_ms}"),
+        format!("--repeats={repeats}"),
+    ];
+    args.extend(extra.iter().cloned());
+    let quoted: Vec<String> = args.iter().map(|a| guest::sh_quote(a)).collect();
+    let out = workspace_root().join("out/locks");
+    // Natively only where the host kernel has the feature (`--probe` exits 0).
+    let host_has_it = Command::new(&exe)
+        .arg("--probe")
+        .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+        .status()?
+        .success();
+    let mut ok = true;
+    if host_has_it {
+        eprintln!("xtask: the host kernel has the feature: native run first");
+        ok &= Command::new(&exe)
+            .args(&args)
+            .arg(format!("--out={}", out.join("host").display()))
+            .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+            .status()?
+            .success();
+    } else {
+        eprintln!(
+            "xtask: the host kernel lacks the feature (see the line above): no native run; guest only"
+        );
+    }
+    let guest_out = out.join("guest");
+    std::fs::create_dir_all(&guest_out)?;
+    let mut script = format!(
+        "env {NO_LIBC_RSEQ} {exe} {args} --out={dir}
+",
+        exe = guest_path(&exe),
+        args = quoted.join(" "),
+        dir = guest_path(&guest_out),
+    );
+    if criterion {
+        let bench = build_bench("locks")?;
+        script += &format!(
+            "export CARGO_TARGET_DIR=/tmp/criterion-target
+             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench
+",
+            b = guest_path(&bench)
+        );
+    }
+    let mut b = boot.boot(1);
+    b.rw_dirs.push(guest_out);
+    ok &= guest::run(&b, &script)? == 0;
+    Ok(ok)
+}
+
+/// A short run of the `locks` benchmark on the host (fallback there): a
+/// fraction of a second a cell, outputs to a temporary directory.
+fn locks_smoke() -> Result<bool> {
+    eprintln!("xtask: smoke run of the locks benchmark (host)");
+    let exe = build_locks()?;
+    let dir = std::env::temp_dir().join(format!("rseq-slice-locks-smoke-{}", std::process::id()));
+    let ok = Command::new(&exe)
+        .args([
+            "--threads=1,2",
+            "--cell-ms=60",
+            "--repeats=1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&dir)
+        .status()?
+        .success();
+    let files = ["locks.csv", "locks.png"]
+        .iter()
+        .all(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
+    let _ = std::fs::remove_dir_all(&dir);
+    if !files {
+        eprintln!("xtask: the locks smoke run wrote no CSV/PNG");
+    }
+    Ok(ok && files)
+}
+
+fn build_locks() -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "rseq-slice-benches",
+            "--bin",
+            "locks",
+        ]),
+        |a| a["target"]["name"] == "locks",
+    )?)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -246,7 +376,7 @@ fn build_example(name: &str) -> Result<PathBuf> {
 
 fn build_bench(name: &str) -> Result<PathBuf> {
     one(artifacts(
-        cargo().args(["bench", "--no-run", "--bench", name]),
+        cargo().args(["bench", "--no-run", "--all-features", "--bench", name]),
         |a| a["target"]["name"] == name,
     )?)
 }

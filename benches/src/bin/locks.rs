@@ -60,6 +60,9 @@ struct Cli {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Only say whether this thread gets the extension: exit 0 if so, 3 if not.
+    #[arg(long)]
+    probe: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -401,11 +404,16 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    std::fs::create_dir_all(&cli.out)?;
-    let feature = match rseq_slice_core::init() {
+    let on = rseq_slice_core::init();
+    let feature = match on {
         Ok(r) => format!("on ({r:?})"),
         Err(why) => format!("OFF: {why}"),
     };
+    if cli.probe {
+        println!("locks: extension {feature}");
+        std::process::exit(if on.is_ok() { 0 } else { 3 });
+    }
+    std::fs::create_dir_all(&cli.out)?;
     let slice_ns = std::fs::read_to_string("/sys/kernel/debug/rseq/slice_ext_nsec")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown (no debugfs)".into());
