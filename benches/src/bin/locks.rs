@@ -85,6 +85,9 @@ enum Variant {
     Always,
     /// Policy::ADAPTIVE.
     Adaptive,
+    /// The published "naive" protocol: the request spans lock, section and
+    /// unlock, waiting included (the lock itself requests nothing).
+    Naive,
 }
 
 impl std::fmt::Display for Kind {
@@ -146,6 +149,15 @@ impl Lock for std::sync::Mutex<()> {
         f()
     }
 }
+/// Any lock under one `SliceGuard` from before locking to after unlocking.
+struct Naive(Arc<dyn Lock>);
+impl Lock for Naive {
+    fn locked(&self, f: &mut dyn FnMut()) {
+        let _s = rseq_slice_core::SliceGuard::new();
+        self.0.locked(f)
+    }
+}
+
 /// std's mutex through `lock_slice`.
 struct StdSlice(std::sync::Mutex<()>);
 impl Lock for StdSlice {
@@ -161,6 +173,7 @@ fn make(kind: Kind, variant: Variant) -> Option<Arc<dyn Lock>> {
         Variant::Off => Policy::Never,
         Variant::Always => Policy::Always,
         Variant::Adaptive => Policy::ADAPTIVE,
+        Variant::Naive => return Some(Arc::new(Naive(make(kind, Variant::Off)?))),
     };
     let pl = || <parking_lot::RawMutex as lock_api::RawMutex>::INIT;
     // spin's `Mutex<()>` is its own raw lock for lock_api 0.4.
@@ -173,7 +186,7 @@ fn make(kind: Kind, variant: Variant) -> Option<Arc<dyn Lock>> {
         (Kind::SpinCrate, _) => Arc::new(SliceMutex04::from_raw(RawSlice::new(sp(), policy), ())),
         (Kind::Std, Variant::Off) => Arc::new(std::sync::Mutex::new(())),
         (Kind::Std, Variant::Always) => Arc::new(StdSlice(std::sync::Mutex::new(()))),
-        (Kind::Std, Variant::Adaptive) => return None,
+        (Kind::Std, Variant::Adaptive | Variant::Naive) => return None,
     })
 }
 
@@ -639,7 +652,7 @@ fn plot(path: &Path, rows: &BTreeMap<Key, Row>, kinds: &[Kind], slice_ns: &str) 
     let body = if text {
         root.titled(
             &format!(
-                "one lock, T threads, {} CPU; slice_ext_nsec {slice_ns}; red off, blue always, green adaptive",
+                "one lock, T threads, {} CPU; slice_ext_nsec {slice_ns}; red off, blue always, green adaptive, black naive",
                 std::thread::available_parallelism().map_or(0, |n| n.get())
             ),
             ("sans-serif", 16),
@@ -652,30 +665,35 @@ fn plot(path: &Path, rows: &BTreeMap<Key, Row>, kinds: &[Kind], slice_ns: &str) 
         Variant::Off => RED,
         Variant::Always => BLUE,
         Variant::Adaptive => GREEN,
+        Variant::Naive => BLACK,
     };
     for (i, &kind) in kinds.iter().enumerate() {
         for (j, metric) in ["ops/s", "p99.9 µs"].into_iter().enumerate() {
             let area = &panels[i * 2 + j];
-            let series: Vec<(Variant, Vec<(f64, f64)>)> =
-                [Variant::Off, Variant::Always, Variant::Adaptive]
-                    .into_iter()
-                    .map(|v| {
-                        let pts = rows
-                            .iter()
-                            .filter(|((k, _, vv), _)| *k == kind && *vv == v)
-                            .map(|((_, t, _), r)| {
-                                let y = if j == 0 {
-                                    r.ops_per_s
-                                } else {
-                                    r.p999_ns / 1000.0
-                                };
-                                (*t as f64, y.max(1e-3))
-                            })
-                            .collect();
-                        (v, pts)
+            let series: Vec<(Variant, Vec<(f64, f64)>)> = [
+                Variant::Off,
+                Variant::Always,
+                Variant::Adaptive,
+                Variant::Naive,
+            ]
+            .into_iter()
+            .map(|v| {
+                let pts = rows
+                    .iter()
+                    .filter(|((k, _, vv), _)| *k == kind && *vv == v)
+                    .map(|((_, t, _), r)| {
+                        let y = if j == 0 {
+                            r.ops_per_s
+                        } else {
+                            r.p999_ns / 1000.0
+                        };
+                        (*t as f64, y.max(1e-3))
                     })
-                    .filter(|(_, p): &(Variant, Vec<(f64, f64)>)| !p.is_empty())
                     .collect();
+                (v, pts)
+            })
+            .filter(|(_, p): &(Variant, Vec<(f64, f64)>)| !p.is_empty())
+            .collect();
             let all = series.iter().flat_map(|(_, p)| p.iter());
             let (mut xmax, mut ymin, mut ymax) = (2.0f64, f64::MAX, 0.0f64);
             for &(x, y) in all {
