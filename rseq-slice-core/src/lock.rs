@@ -173,7 +173,8 @@ impl fmt::Debug for Contention {
 ///
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
-/// let m: rseq_slice_core::SliceMutex<parking_lot::RawMutex, u32> = rseq_slice_core::SliceMutex::new(0);
+/// // spin's own guards are Send; the wrapper's are not.
+/// let m: rseq_slice_core::SliceMutex04<spin::Mutex<()>, u32> = rseq_slice_core::SliceMutex04::new(0);
 /// send(m.lock());
 /// ```
 pub struct RawSlice<R> {

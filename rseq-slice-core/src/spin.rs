@@ -30,6 +30,14 @@ use crate::lock::{Contention, Policy, SliceHeld};
 /// let plain = SpinMutex::from_raw(RawSpin::new(Policy::Never), 0u64);
 /// *plain.lock() += 1;
 /// ```
+///
+/// Its guard is `!Send`: the request belongs to the locking thread.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let m: rseq_slice_core::SpinMutex<u32> = rseq_slice_core::SpinMutex::new(0);
+/// send(m.lock());
+/// ```
 pub struct RawSpin {
     locked: AtomicBool,
     contention: Contention,
