@@ -34,7 +34,10 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin, Kind::ParkingLot, Kind::SpinCrate, Kind::Std])]
     kinds: Vec<Kind>,
     /// Variants (a kind without one skips it: `std` has no adaptive).
-    #[arg(long, value_delimiter = ',', default_values_t = [Variant::Off, Variant::Always, Variant::Adaptive])]
+    /// `off`, `always` and `adaptive` request while the lock is held (the
+    /// spinlock: clear-and-recheck); `naive` requests from before locking
+    /// to after unlocking, waiting included.
+    #[arg(long, value_delimiter = ',', default_values_t = [Variant::Off, Variant::Always, Variant::Adaptive, Variant::Naive])]
     variants: Vec<Variant>,
     /// Wall time of one cell, milliseconds.
     #[arg(long, default_value_t = 1000)]
