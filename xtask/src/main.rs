@@ -261,13 +261,16 @@ fn bench_locks(
     extra: &[String],
 ) -> Result<bool> {
     let exe = build_locks()?;
+    let out = workspace_root().join("out/locks");
+    let guest_out = out.join("guest");
+    // The extra arguments come last: they override these (even `--out`,
+    // which must then stay under out/locks/guest, the guest's writable dir).
     let mut args = vec![
         format!("--cell-ms={cell_ms}"),
         format!("--repeats={repeats}"),
     ];
     args.extend(extra.iter().cloned());
     let quoted: Vec<String> = args.iter().map(|a| guest::sh_quote(a)).collect();
-    let out = workspace_root().join("out/locks");
     // Natively only where the host kernel has the feature (`--probe` exits 0).
     let host_has_it = Command::new(&exe)
         .arg("--probe")
@@ -278,8 +281,8 @@ fn bench_locks(
     if host_has_it {
         eprintln!("xtask: the host kernel has the feature: native run first");
         ok &= Command::new(&exe)
-            .args(&args)
             .arg(format!("--out={}", out.join("host").display()))
+            .args(&args)
             .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
             .status()?
             .success();
@@ -288,11 +291,9 @@ fn bench_locks(
             "xtask: the host kernel lacks the feature (see the line above): no native run; guest only"
         );
     }
-    let guest_out = out.join("guest");
     std::fs::create_dir_all(&guest_out)?;
     let mut script = format!(
-        "env {NO_LIBC_RSEQ} {exe} {args} --out={dir}
-",
+        "env {NO_LIBC_RSEQ} {exe} --out={dir} {args}\n",
         exe = guest_path(&exe),
         args = quoted.join(" "),
         dir = guest_path(&guest_out),
@@ -300,9 +301,8 @@ fn bench_locks(
     if criterion {
         let bench = build_bench("locks")?;
         script += &format!(
-            "export CARGO_TARGET_DIR=/tmp/criterion-target
-             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench
-",
+            "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
+             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
             b = guest_path(&bench)
         );
     }

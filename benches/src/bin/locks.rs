@@ -24,7 +24,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Lock-holder preemption: each lock with and without the rseq time slice extension"
+    about = "Lock-holder preemption: each lock with and without the rseq time slice extension",
+    args_override_self = true
 )]
 struct Cli {
     /// Thread counts, one cell each.
@@ -54,6 +55,10 @@ struct Cli {
     /// A hold longer than this (µs) counts as a lock-holder preemption.
     #[arg(long, default_value_t = 200)]
     preempted_us: u64,
+    /// The adaptive variant's window (acquisitions that keep requesting after
+    /// a contended one).
+    #[arg(long, default_value_t = 1024)]
+    window: u32,
     /// Pin every thread to this CPU (default: no pinning).
     #[arg(long)]
     pin: Option<usize>,
@@ -171,12 +176,12 @@ impl Lock for StdSlice {
 }
 
 /// The lock for a cell; `None` for a combination that does not exist.
-fn make(kind: Kind, variant: Variant) -> Option<Arc<dyn Lock>> {
+fn make(kind: Kind, variant: Variant, window: u32) -> Option<Arc<dyn Lock>> {
     let policy = match variant {
         Variant::Off => Policy::Never,
         Variant::Always => Policy::Always,
-        Variant::Adaptive => Policy::ADAPTIVE,
-        Variant::Naive => return Some(Arc::new(Naive(make(kind, Variant::Off)?))),
+        Variant::Adaptive => Policy::Adaptive { window },
+        Variant::Naive => return Some(Arc::new(Naive(make(kind, Variant::Off, window)?))),
     };
     let pl = || <parking_lot::RawMutex as lock_api::RawMutex>::INIT;
     // spin's `Mutex<()>` is its own raw lock for lock_api 0.4.
@@ -435,20 +440,21 @@ fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(|_| "unknown (no debugfs)".into());
     let clock = Clock::calibrate();
     println!(
-        "locks: extension {feature}; slice_ext_nsec {slice_ns}; {} CPUs; TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats",
+        "locks: extension {feature}; slice_ext_nsec {slice_ns}; {} CPUs; TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         clock.ticks_per_us,
         cli.section_ns,
         cli.outside_ns,
         cli.cell_ms,
-        cli.repeats
+        cli.repeats,
+        cli.window
     );
     let mut plan = Vec::new();
     for rep in 0..cli.repeats {
         for &t in &cli.threads {
             for &k in &cli.kinds {
                 for &v in &cli.variants {
-                    if make(k, v).is_some() {
+                    if make(k, v, cli.window).is_some() {
                         plan.push((rep, t, k, v));
                     }
                 }
@@ -466,7 +472,7 @@ fn run(cli: Cli) -> Result<()> {
     let mut cells = Vec::new();
     for (rep, threads, kind, variant) in plan {
         bar.set_message(format!("{kind} {variant} x{threads}"));
-        let lock = make(kind, variant).ok_or("no such lock")?;
+        let lock = make(kind, variant, cli.window).ok_or("no such lock")?;
         let mut c = run_cell(&cli, clock, lock, threads)?;
         (c.kind, c.variant, c.rep) = (kind, variant, rep);
         cells.push(c);
