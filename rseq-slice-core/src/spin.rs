@@ -15,7 +15,7 @@ use crate::guard::SliceGuard;
 use crate::lock::{Contention, Policy, SliceHeld};
 
 /// A raw spinlock for `lock_api` 0.5 whose holder requests a time slice
-/// extension, following a [`Policy`] (adaptive by default).
+/// extension, following a [`Policy`] (`Always` by default).
 ///
 /// Spinning is plain (`spin_loop` hints, no yielding): on an oversubscribed
 /// CPU a preempted holder costs every waiter its whole time slice, which is
@@ -104,7 +104,7 @@ impl fmt::Debug for RawSpin {
 
 impl Default for RawSpin {
     fn default() -> RawSpin {
-        RawSpin::new(Policy::ADAPTIVE)
+        RawSpin::new(Policy::Always)
     }
 }
 
@@ -114,7 +114,7 @@ impl Default for RawSpin {
 // unwinds.
 unsafe impl lock_api::RawMutex for RawSpin {
     #[allow(clippy::declare_interior_mutable_const)]
-    const INIT: Self = RawSpin::new(Policy::ADAPTIVE);
+    const INIT: Self = RawSpin::new(Policy::Always);
     type Guard = SliceHeld<()>;
 
     #[inline]

@@ -166,7 +166,7 @@ fn try_lock_fails_while_held_and_leaves_no_section() {
         // request is set just before the compare-exchange); the wrappers
         // request only after acquiring. Plus our own `critical`.
         assert_eq!(held.1.requested, 2);
-        // Free: every try succeeds and requests (Always; s04 adaptive: cold).
+        // Free: every try succeeds and requests (all `Always`).
         let before = stats();
         {
             let _a = pl.try_lock().expect("free");

@@ -136,7 +136,7 @@ fn wrapped_locks_keep_the_protocol_and_get_grants() {
     if mode == Mode::On {
         assert!(s.requested > 0 && s.granted > 0, "{s:?}");
     }
-    say(format_args!("spin crate (lock_api 0.4), adaptive"));
+    say(format_args!("spin crate (lock_api 0.4), default policy"));
     let s04: Arc<SliceMutex04<spin::Mutex<()>, ()>> = Arc::new(SliceMutex04::new(()));
     expect_grants(
         "spin 0.4",
