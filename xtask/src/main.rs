@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask test`: host tests, then the guest suite on a kernel with
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
+//!   The host part also smoke-runs the `locks` benchmark binary.
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
 //! - `cargo xtask bench-guard`: the guard overhead bench, host and guest.
 //! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark in a
@@ -29,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Host tests, then the guest suite (both glibc modes).
+    /// Host tests and a smoke run of the locks benchmark, then the guest
+    /// suite (both glibc modes).
     Test {
         /// Only the host tests.
         #[arg(long, conflicts_with = "guest_only")]
