@@ -40,8 +40,8 @@ use crate::local::LOCAL;
 /// host, nothing measurable next to a 2 µs section in the guest); it pays
 /// when a holder would otherwise be preempted while others wait.
 /// [`Policy::Always`] is the default because the measurements chose it: in
-/// a 1-vCPU guest a spinlock gained 4.4x ops/s at 8 threads with `Always`,
-/// against 1.9x with `Adaptive { window: 1024 }`. Grants remove the very
+/// a 1-vCPU guest a spinlock gained 5.4x ops/s at 8 threads with `Always`,
+/// against 2.3x with `Adaptive { window: 1024 }`. Grants remove the very
 /// contention that keeps the adaptive window open, so it closes and the next
 /// preemption lands on a holder that did not request. The README's *Locks*
 /// section has the table.
