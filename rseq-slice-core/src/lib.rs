@@ -24,8 +24,11 @@
 //!
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
 //! `sys` (the system calls), `thread` (registration), `local` and `guard`
-//! (the protocol), `future` (`slice_critical` for async code), `stats` (counters), `reason` (why not), `runtime` (what runtime
-//! adapters share: per-thread metrics, sections spanning two hooks).
+//! (the protocol), `future` (`slice_critical` for async code), `stats`
+//! (counters), `reason` (why not), `runtime` (what runtime adapters share:
+//! per-thread metrics, sections spanning two hooks), and with the `lock_api`
+//! feature `lock` (lock wrappers and the adaptive policy) and `spin` (the
+//! clear-and-recheck spinlock).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -40,16 +43,27 @@ pub mod abi;
 mod future;
 mod guard;
 mod local;
+#[cfg(feature = "lock_api")]
+mod lock;
 mod reason;
 pub mod runtime;
+#[cfg(feature = "lock_api")]
+mod spin;
 mod stats;
 mod sys;
 mod thread;
 
 pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
+#[cfg(feature = "lock_api")]
+pub use lock::{
+    Policy, RawSlice, SliceHeld, SliceMutex, SliceMutex04, SliceMutexGuard, SliceRwLock,
+    StdMutexExt, StdSliceGuard,
+};
 pub use reason::{Error, Unavailable};
 pub use rustix::io::Errno;
+#[cfg(feature = "lock_api")]
+pub use spin::{RawSpin, SpinMutex, SpinMutexGuard};
 pub use stats::{SharedStats, SliceStats};
 pub use sys::LibcRseq;
 pub use thread::{

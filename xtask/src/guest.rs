@@ -40,6 +40,9 @@ pub(crate) struct Boot {
     pub(crate) append: Vec<String>,
     /// Wall-clock limit for the whole boot.
     pub(crate) timeout_secs: u64,
+    /// Host directories the guest may write (`vng --rwdir`); the rest of
+    /// the host root is read-only there.
+    pub(crate) rw_dirs: Vec<PathBuf>,
 }
 
 /// Find a kernel: `$RSEQ_SLICE_KERNEL`, `../shared/kernel/bzImage`, the
@@ -228,6 +231,11 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .arg(&kernel)
         .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
         .args(["--append", &append.join(" ")])
+        .args(
+            boot.rw_dirs
+                .iter()
+                .map(|d| format!("--rwdir={}", d.display())),
+        )
         .arg("--exec")
         .arg(format!("sh {}", path.display()))
         .stdin(Stdio::null())

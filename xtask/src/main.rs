@@ -2,11 +2,14 @@
 //!
 //! - `cargo xtask test`: host tests, then the guest suite on a kernel with
 //!   the slice extension, twice (the crate registers / glibc's legacy area).
+//!   The host part also smoke-runs the `locks` benchmark binary.
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
 //! - `cargo xtask bench-guard`: the guard overhead benches (bare, and inside
 //!   glommio tasks), host and guest.
 //! - `cargo xtask bench-tokio`: what the tokio adapter's policies cost a
 //!   busy runtime, host and guest.
+//! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark in a
+//!   1-vCPU guest (and natively where the host kernel has the feature).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
@@ -30,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Host tests, then the guest suite (both glibc modes).
+    /// Host tests and a smoke run of the locks benchmark, then the guest
+    /// suite (both glibc modes).
     Test {
         /// Only the host tests.
         #[arg(long, conflicts_with = "guest_only")]
@@ -57,6 +61,26 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
+    /// The lock-holder-preemption benchmark (`benches/`, binary `locks`) in a
+    /// 1-vCPU guest, and natively when the host kernel has the feature.
+    /// Writes out/locks/{guest,host}/locks.{csv,png}.
+    BenchLocks {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// Wall time of one cell, ms (the default grid, 2 repeats of 105
+        /// cells, takes about 8 minutes with the boot).
+        #[arg(long, default_value_t = 2000)]
+        cell_ms: u64,
+        /// Repetitions of the grid (variants alternate cell by cell).
+        #[arg(long, default_value_t = 2)]
+        repeats: usize,
+        /// Also run the criterion bench `locks` (uncontended overhead) in the guest.
+        #[arg(long)]
+        criterion: bool,
+        /// More arguments for the `locks` binary (e.g. `--threads 1,8 --kinds spin`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
     /// Run a shell command in the guest, from the workspace root.
     Guest {
         #[command(flatten)]
@@ -81,6 +105,13 @@ struct BootArgs {
     /// Extra kernel command line words (e.g. `rseq_slice_ext=off`).
     #[arg(long)]
     append: Vec<String>,
+    /// Boot without `rseq_debug=1` (the kernel's protocol checks), e.g.
+    /// for measurements.
+    #[arg(long)]
+    no_rseq_debug: bool,
+    /// bench-locks: keep `rseq_debug=1` (it boots without by default).
+    #[arg(long)]
+    rseq_debug_in_bench: bool,
     /// Guest memory.
     #[arg(long, default_value = "2G")]
     memory: String,
@@ -91,7 +122,10 @@ struct BootArgs {
 
 impl BootArgs {
     fn boot(&self, default_cpus: u32) -> Boot {
-        let mut append = vec!["rseq_debug=1".to_string()];
+        let mut append = Vec::new();
+        if !self.no_rseq_debug {
+            append.push("rseq_debug=1".to_string());
+        }
         append.extend(self.append.iter().cloned());
         Boot {
             cpus: self.cpus.unwrap_or(default_cpus),
@@ -99,6 +133,7 @@ impl BootArgs {
             slice_ext_nsec: self.slice_ext_nsec,
             append,
             timeout_secs: self.timeout,
+            rw_dirs: Vec::new(),
         }
     }
 }
@@ -117,6 +152,13 @@ fn main() {
         Cmd::Probe { boot } => probe(&boot),
         Cmd::BenchGuard { boot } => bench(&boot, Bench::GUARD),
         Cmd::BenchTokio { boot } => bench(&boot, Bench::TOKIO),
+        Cmd::BenchLocks {
+            boot,
+            cell_ms,
+            repeats,
+            criterion,
+            extra,
+        } => bench_locks(&boot, cell_ms, repeats, criterion, &extra),
         Cmd::Guest { boot, command } => {
             guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
         }
@@ -143,6 +185,7 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             .args(["test", "--workspace", "--all-features"])
             .status()?
             .success();
+        ok &= locks_smoke()?;
     }
     if in_guest {
         let mut bins = test_binaries()?;
@@ -265,6 +308,116 @@ fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 
+fn bench_locks(
+    boot: &BootArgs,
+    cell_ms: u64,
+    repeats: usize,
+    criterion: bool,
+    extra: &[String],
+) -> Result<bool> {
+    let exe = build_locks()?;
+    let out = workspace_root().join("out/locks");
+    let guest_out = out.join("guest");
+    // The extra arguments come last: they override these (even `--out`,
+    // which must then stay under out/locks/guest, the guest's writable dir).
+    let mut args = vec![
+        format!("--cell-ms={cell_ms}"),
+        format!("--repeats={repeats}"),
+    ];
+    args.extend(extra.iter().cloned());
+    let quoted: Vec<String> = args.iter().map(|a| guest::sh_quote(a)).collect();
+    // Natively only where the host kernel has the feature (`--probe` exits 0).
+    let host_has_it = Command::new(&exe)
+        .arg("--probe")
+        .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+        .status()?
+        .success();
+    let mut ok = true;
+    if host_has_it {
+        eprintln!("xtask: the host kernel has the feature: native run first");
+        ok &= Command::new(&exe)
+            .arg(format!("--out={}", out.join("host").display()))
+            .args(&args)
+            .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+            .status()?
+            .success();
+    } else {
+        eprintln!(
+            "xtask: the host kernel lacks the feature (see the line above): no native run; guest only"
+        );
+    }
+    std::fs::create_dir_all(&guest_out)?;
+    let mut script = format!(
+        "env {NO_LIBC_RSEQ} {exe} --out={dir} {args}\n",
+        exe = guest_path(&exe),
+        args = quoted.join(" "),
+        dir = guest_path(&guest_out),
+    );
+    if criterion {
+        let bench = build_bench("locks")?;
+        script += &format!(
+            "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
+             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
+            b = guest_path(&bench)
+        );
+    }
+    let mut b = boot.boot(1);
+    // Measured without the kernel's protocol checks: under rseq_debug=1
+    // most grants made at a slice-expiry preemption are revoked before the
+    // section ends (spin, 8 threads: 1.04x with it, 5.3x without).
+    if !boot.rseq_debug_in_bench {
+        b.append.retain(|w| w != "rseq_debug=1");
+    }
+    eprintln!(
+        "xtask: bench-locks guest: 1 vCPU unless --cpus, slice_ext_nsec {}, kernel command line extras {:?}",
+        boot.slice_ext_nsec, b.append
+    );
+    b.rw_dirs.push(guest_out);
+    ok &= guest::run(&b, &script)? == 0;
+    Ok(ok)
+}
+
+/// A short run of the `locks` benchmark on the host (fallback there): a
+/// fraction of a second a cell, outputs to a temporary directory.
+fn locks_smoke() -> Result<bool> {
+    eprintln!("xtask: smoke run of the locks benchmark (host)");
+    let exe = build_locks()?;
+    let dir = std::env::temp_dir().join(format!("rseq-slice-locks-smoke-{}", std::process::id()));
+    let ok = Command::new(&exe)
+        .args([
+            "--threads=1,2",
+            "--cell-ms=60",
+            "--repeats=1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&dir)
+        .status()?
+        .success();
+    let files = ["locks.csv", "locks.png"]
+        .iter()
+        .all(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
+    let _ = std::fs::remove_dir_all(&dir);
+    if !files {
+        eprintln!("xtask: the locks smoke run wrote no CSV/PNG");
+    }
+    Ok(ok && files)
+}
+
+fn build_locks() -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "rseq-slice-benches",
+            "--bin",
+            "locks",
+        ]),
+        |a| a["target"]["name"] == "locks",
+    )?)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -293,6 +446,13 @@ fn test_binaries() -> Result<Vec<PathBuf>> {
 fn build_example(name: &str) -> Result<PathBuf> {
     one(artifacts(
         cargo().args(["build", "--release", "--example", name]),
+        |a| a["target"]["name"] == name,
+    )?)
+}
+
+fn build_bench(name: &str) -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args(["bench", "--no-run", "--all-features", "--bench", name]),
         |a| a["target"]["name"] == name,
     )?)
 }
