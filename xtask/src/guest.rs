@@ -40,6 +40,9 @@ pub(crate) struct Boot {
     pub(crate) append: Vec<String>,
     /// Wall-clock limit for the whole boot.
     pub(crate) timeout_secs: u64,
+    /// Host directories the guest may write (vng `--rwdir`); the rest of the
+    /// host root is read-only there.
+    pub(crate) rwdirs: Vec<PathBuf>,
 }
 
 /// Find a kernel: `$RSEQ_SLICE_KERNEL`, `../shared/kernel/bzImage`, the
@@ -227,8 +230,11 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .arg("--run")
         .arg(&kernel)
         .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
-        .args(["--append", &append.join(" ")])
-        .arg("--exec")
+        .args(["--append", &append.join(" ")]);
+    for d in &boot.rwdirs {
+        cmd.arg("--rwdir").arg(d);
+    }
+    cmd.arg("--exec")
         .arg(format!("sh {}", path.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -90,6 +90,7 @@ impl BootArgs {
             slice_ext_nsec: self.slice_ext_nsec,
             append,
             timeout_secs: self.timeout,
+            rwdirs: Vec::new(),
         }
     }
 }
@@ -108,7 +109,9 @@ fn main() {
         Cmd::Probe { boot } => probe(&boot),
         Cmd::BenchGuard { boot } => bench_guard(&boot),
         Cmd::Guest { boot, command } => {
-            guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
+            let mut b = boot.boot(2);
+            b.rwdirs.push(workspace_root().join("out"));
+            guest::run(&b, &command.join(" ")).map(|c| c == 0)
         }
         Cmd::Kernel => guest::kernel(true).map(|k| {
             println!("{}", k.display());
