@@ -64,7 +64,9 @@ pub struct State {
 pub fn mix(mut x: u64, rounds: u32) -> u64 {
     for i in 0..rounds {
         x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd).wrapping_add(u64::from(i));
+        x = x
+            .wrapping_mul(0xff51_afd7_ed55_8ccd)
+            .wrapping_add(u64::from(i));
         x ^= x >> 29;
     }
     std::hint::black_box(x)

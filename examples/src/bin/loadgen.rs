@@ -185,24 +185,28 @@ async fn run(args: &Args) -> Result<LoadReport> {
     tasks.abort_all();
     drop(rx);
     let _ = pacer.join();
+    let service = fetch(&args.addr, "/metrics")
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
     // Unanswered requests count, with their age at the deadline.
     let mut missing = 0u64;
-    let mut h = hist.lock().map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    let mut h = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
     let ok_measured = h.len();
     for i in 0..total {
         let at = start + period.mul_f64(i as f64);
         if !done[i as usize].load(Ordering::Relaxed) {
             missing += 1;
             if at >= start + warm {
-                h.saturating_record((finished.saturating_duration_since(at).as_micros() as u64).max(1));
+                h.saturating_record(
+                    (finished.saturating_duration_since(at).as_micros() as u64).max(1),
+                );
             }
         }
     }
-    let service = fetch(&args.addr, "/metrics")
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_str(&b).ok())
-        .unwrap_or(serde_json::Value::Null);
     let measured = (args.duration - warm.as_secs_f64()).max(1e-3);
     Ok(summarize(
         &h,

@@ -23,7 +23,8 @@ use serde::Serialize;
 #[derive(Parser, Debug, Clone)]
 #[command(about = "The tail-latency study: variants x noise x rates, repeated")]
 struct Args {
-    /// Full matrix: noise 0,1,2; four rates; 5 repeats of 10 s.
+    /// Full matrix: noise 0,1,2; rates 100,200,300,500; 5 repeats of 10 s
+    /// (default: noise 0,2; rates 150,300; 3 repeats of 5 s).
     #[arg(long, conflicts_with = "smoke")]
     full: bool,
     /// Smoke run: one rate, noise 0 and 2, one repeat of 1.5 s.
@@ -95,9 +96,9 @@ impl Plan {
         let (rates, noise, repeats, duration) = if a.smoke {
             (vec![300.0], vec![0, 2], 1, 1.5)
         } else if a.full {
-            (vec![200.0, 400.0, 800.0, 1200.0], vec![0, 1, 2], 5, 10.0)
+            (vec![100.0, 200.0, 300.0, 500.0], vec![0, 1, 2], 5, 10.0)
         } else {
-            (vec![300.0, 600.0], vec![0, 2], 3, 5.0)
+            (vec![150.0, 300.0], vec![0, 2], 3, 5.0)
         };
         Plan {
             rates: a.rates.clone().unwrap_or(rates),
