@@ -260,7 +260,7 @@ fn study(boot: &BootArgs, full: bool, smoke: bool, extra: &[String]) -> Result<b
     if smoke || native.is_ok() {
         let conditions = match &native {
             Ok(()) => "native, the host kernel has the feature".to_string(),
-            Err(e) => format!("native smoke run, host fallback ({e})"),
+            Err(_) => "native smoke run on the host (fallback)".to_string(),
         };
         eprintln!("xtask: study runs natively: {conditions}");
         let ok = Command::new(&exe)

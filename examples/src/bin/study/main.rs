@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rseq_slice_examples::report::LoadReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug, Clone)]
 #[command(about = "The tail-latency study: variants x noise x rates, repeated")]
@@ -73,10 +73,13 @@ struct Args {
     /// Where this runs, for the report (the xtask passes the guest's conditions).
     #[arg(long)]
     conditions: Option<String>,
+    /// Only redraw the plots from `--out`'s results.json (no runs).
+    #[arg(long)]
+    replot: bool,
 }
 
 /// The matrix after defaults.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Plan {
     rates: Vec<f64>,
     noise: Vec<u32>,
@@ -127,7 +130,7 @@ struct Run {
 }
 
 /// Median, min and max of one metric over a cell's repeats.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Spread {
     med: f64,
     min: f64,
@@ -157,7 +160,7 @@ fn spread(mut v: Vec<f64>) -> Spread {
 }
 
 /// One cell and variant, aggregated over the repeats.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cell {
     noise: u32,
     rate: f64,
@@ -486,6 +489,23 @@ fn write_csv(path: &Path, cells: &[Cell], runs: &[Run]) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.replot {
+        let path = args.out.join("results.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        let plan: Plan = serde_json::from_value(v["plan"].clone())?;
+        let cells: Vec<Cell> = serde_json::from_value(v["cells"].clone())?;
+        let title = format!(
+            "{}, {} workers",
+            v["conditions"].as_str().unwrap_or("?"),
+            plan.workers
+        );
+        plot::latency(&args.out.join("latency.png"), &plan, &cells, &title)?;
+        plot::p999_vs_load(&args.out.join("p999_vs_load.png"), &plan, &cells, &title)?;
+        eprintln!("study: redrew the plots in {}", args.out.display());
+        return Ok(());
+    }
     let plan = Plan::from(&args);
     for v in &plan.variants {
         if !["off", "sched", "locks"].contains(&v.as_str()) {

@@ -74,7 +74,7 @@ pub(crate) fn latency(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> 
     let root = if text {
         root.titled(
             &format!("Latency by percentile: {title}"),
-            ("sans-serif", 20),
+            ("sans-serif", 13),
         )
         .map_err(e)?
     } else {
@@ -108,6 +108,7 @@ pub(crate) fn latency(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> 
                         format!("{p:.2}%").replace(".00%", "%")
                     })
                     .y_desc("µs")
+                    .y_label_formatter(&|v| format!("{v:.0}"))
                     .draw()
                     .map_err(e)?;
             } else {
@@ -161,7 +162,7 @@ pub(crate) fn p999_vs_load(path: &Path, plan: &Plan, cells: &[Cell], title: &str
     let root = BitMapBackend::new(path, (420 * n as u32, 360)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
-        root.titled(&format!("p99.9 against load: {title}"), ("sans-serif", 20))
+        root.titled(&format!("p99.9 against load: {title}"), ("sans-serif", 13))
             .map_err(e)?
     } else {
         root.margin(40, 0, 0, 0)
@@ -188,6 +189,7 @@ pub(crate) fn p999_vs_load(path: &Path, plan: &Plan, cells: &[Cell], title: &str
                 .configure_mesh()
                 .x_desc("req/s")
                 .y_desc("p99.9 µs")
+                .y_label_formatter(&|v| format!("{v:.0}"))
                 .draw()
                 .map_err(e)?;
         } else {
