@@ -10,6 +10,8 @@
 //!   busy runtime, host and guest.
 //! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark in a
 //!   1-vCPU guest (and natively where the host kernel has the feature).
+//! - `cargo xtask study`: the tail-latency study (natively when this kernel
+//!   has the feature, else in a 1-vCPU guest).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
@@ -79,6 +81,23 @@ enum Cmd {
         criterion: bool,
         /// More arguments for the `locks` binary (e.g. `--threads 1,8 --kinds spin`).
         #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// The tail-latency study: service + noise + open-loop load, variants
+    /// off / sched / locks, x noise levels x rates. Runs natively when this
+    /// kernel has the slice extension, else in the guest (1 vCPU).
+    Study {
+        #[command(flatten)]
+        boot: BootArgs,
+        /// The full matrix (noise 0,1,2; rates 100..500; 5 repeats of 10 s).
+        #[arg(long)]
+        full: bool,
+        /// A smoke run on the host (fallback where the kernel lacks the
+        /// feature): one rate, one repeat, 1.5 s per run.
+        #[arg(long, conflicts_with = "full")]
+        smoke: bool,
+        /// More `study` flags (after `--`), e.g. `-- --rates 200,400`.
+        #[arg(trailing_var_arg = true)]
         extra: Vec<String>,
     },
     /// Run a shell command in the guest, from the workspace root.
@@ -159,8 +178,16 @@ fn main() {
             criterion,
             extra,
         } => bench_locks(&boot, cell_ms, repeats, criterion, &extra),
+        Cmd::Study {
+            boot,
+            full,
+            smoke,
+            extra,
+        } => study(&boot, full, smoke, &extra),
         Cmd::Guest { boot, command } => {
-            guest::run(&boot.boot(2), &command.join(" ")).map(|c| c == 0)
+            let mut b = boot.boot(2);
+            b.rw_dirs.push(workspace_root().join("out"));
+            guest::run(&b, &command.join(" ")).map(|c| c == 0)
         }
         Cmd::Kernel => guest::kernel(true).map(|k| {
             println!("{}", k.display());
@@ -186,6 +213,24 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             .status()?
             .success();
         ok &= locks_smoke()?;
+        eprintln!("xtask: latency study smoke run on the host");
+        let smoke = study(boot, false, true, &[])?;
+        let dir = workspace_root().join("out/smoke");
+        let files = [
+            "results.csv",
+            "runs.csv",
+            "results.json",
+            "latency.png",
+            "p999_vs_load.png",
+        ];
+        let missing: Vec<_> = files
+            .iter()
+            .filter(|f| std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() == 0))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!("xtask: study smoke run did not write {missing:?}");
+        }
+        ok &= smoke && missing.is_empty();
     }
     if in_guest {
         let mut bins = test_binaries()?;
@@ -234,6 +279,80 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
         ok &= code == 0;
     }
     Ok(ok)
+}
+
+/// Build the study's binaries (release, `--cfg tokio_unstable` for the
+/// scheduler sections) and return their directory.
+fn build_study(release: bool) -> Result<PathBuf> {
+    let mut c = unstable_cargo();
+    c.args(["build", "-p", "rseq-slice-examples", "--bins"]);
+    if release {
+        c.arg("--release");
+    }
+    let exes = artifacts(&mut c, |a| a["target"]["name"] == "study")?;
+    let study = one(exes)?;
+    Ok(study
+        .parent()
+        .ok_or("no directory for study")?
+        .to_path_buf())
+}
+
+fn study(boot: &BootArgs, full: bool, smoke: bool, extra: &[String]) -> Result<bool> {
+    let bins = build_study(!smoke)?;
+    let exe = bins.join("study");
+    let mut flags: Vec<String> = Vec::new();
+    if full {
+        flags.push("--full".into());
+    }
+    if smoke {
+        flags.extend(["--smoke".into(), "--out".into(), "out/smoke".into()]);
+    }
+    flags.extend(extra.iter().cloned());
+    let native = rseq_slice_core::kernel_support();
+    if smoke || native.is_ok() {
+        let conditions = match &native {
+            Ok(()) => "native, the host kernel has the feature".to_string(),
+            Err(_) => "native smoke run on the host (fallback)".to_string(),
+        };
+        eprintln!("xtask: study runs natively: {conditions}");
+        let ok = Command::new(&exe)
+            .current_dir(workspace_root())
+            .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
+            .arg("--conditions")
+            .arg(&conditions)
+            .args(&flags)
+            .status()?
+            .success();
+        return Ok(ok);
+    }
+    let mut b = boot.boot(1);
+    // Measure without the debug checks (they add work to every kernel exit).
+    b.append.retain(|w| w != "rseq_debug=1");
+    let out = workspace_root().join("out");
+    std::fs::create_dir_all(&out)?;
+    b.rw_dirs.push(out);
+    let conditions = format!(
+        "emulated guest (qemu TCG), Linux 7.2, {} vCPU, slice_ext_nsec {}",
+        b.cpus, b.slice_ext_nsec
+    );
+    eprintln!(
+        "xtask: this kernel lacks the slice extension ({}): the study runs in the guest ({conditions})",
+        native.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+    let quoted: Vec<String> = flags.iter().map(|f| guest::sh_quote(f)).collect();
+    let script = format!(
+        "env {NO_LIBC_RSEQ} {exe} --conditions {cond} {flags}
+",
+        exe = guest_path(&exe),
+        cond = guest::sh_quote(&conditions),
+        flags = quoted.join(" "),
+    );
+    let code = guest::run(&b, &script)?;
+    eprintln!(
+        "xtask: study results in {}",
+        workspace_root().join("out/study").display()
+    );
+    Ok(code == 0)
 }
 
 fn probe(boot: &BootArgs) -> Result<bool> {

@@ -1,0 +1,222 @@
+//! Open-loop HTTP/1.1 load generator, free of coordinated omission.
+//!
+//! A pacing thread releases request `i` at its intended time
+//! `start + i / rate`, whether or not earlier responses came back; a pool of
+//! keep-alive connections takes released requests in order. Latency is the
+//! completion time minus the *intended* send time, so a stalled server shows
+//! up in full. Requests still unanswered at the deadline are recorded with
+//! their age at the deadline. Prints (or writes) a JSON summary.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use rseq_slice_examples::report::{LoadReport, summarize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+#[derive(Parser, Debug)]
+#[command(about = "Open-loop load generator (constant rate, HDR histogram)")]
+struct Args {
+    /// Server address.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: String,
+    /// Requests per second.
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Seconds of load, warm-up included.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds at the start not recorded.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Seconds to wait for the last responses.
+    #[arg(long, default_value_t = 2.0)]
+    grace: f64,
+    /// Distinct keys requested.
+    #[arg(long, default_value_t = 4096)]
+    keys: u64,
+    /// Write the JSON summary here instead of stdout.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+type Hist = Arc<Mutex<Histogram<u64>>>;
+
+async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
+    let s = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    s.set_nodelay(true)?;
+    Ok(BufReader::new(s))
+}
+
+/// One request/response on a keep-alive connection; returns the body length.
+async fn exchange(c: &mut BufReader<TcpStream>, path: &str, line: &mut String) -> Result<usize> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n\r\n");
+    c.get_mut().write_all(req.as_bytes()).await?;
+    line.clear();
+    c.read_line(line).await?;
+    if !line.starts_with("HTTP/1.1 200") {
+        bail!("bad status line {line:?}");
+    }
+    let mut len = 0usize;
+    loop {
+        line.clear();
+        if c.read_line(line).await? == 0 {
+            bail!("connection closed in headers");
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().context("content-length")?;
+        }
+    }
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await?;
+    Ok(len)
+}
+
+async fn fetch(addr: &str, path: &str) -> Result<String> {
+    let mut c = connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
+    c.get_mut().write_all(req.as_bytes()).await?;
+    let mut all = String::new();
+    c.read_to_string(&mut all).await?;
+    Ok(all
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !(args.rate > 0.0 && args.duration > 0.0) {
+        bail!("--rate and --duration must be positive");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(run(&args))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    match &args.out {
+        Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
+async fn run(args: &Args) -> Result<LoadReport> {
+    let total = (args.rate * args.duration).round() as u64;
+    let period = Duration::from_secs_f64(1.0 / args.rate);
+    let warm = Duration::from_secs_f64(args.warmup.min(args.duration));
+    let mut conns = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        conns.push(connect(&args.addr).await?);
+    }
+    let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
+    let done: Arc<Vec<AtomicBool>> = Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
+    let errors = Arc::new(AtomicU64::new(0));
+    let (tx, rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let start = Instant::now() + Duration::from_millis(20);
+    // The pacer: a plain thread, so pacing has the kernel timer's precision.
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let at = start + period.mul_f64(i as f64);
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            if tx.send((i, at)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut c in conns {
+        let (rx, hist, done, errors) = (rx.clone(), hist.clone(), done.clone(), errors.clone());
+        let addr = args.addr.clone();
+        let keys = args.keys.max(1);
+        tasks.spawn(async move {
+            let mut line = String::new();
+            loop {
+                let job = rx.lock().await.recv().await;
+                let Some((i, at)) = job else { break };
+                let key = rseq_slice_examples::state::mix(i, 2) % keys;
+                let path = format!("/item/{key}");
+                match exchange(&mut c, &path, &mut line).await {
+                    Ok(_) => {
+                        let lat = at.elapsed();
+                        done[i as usize].store(true, Ordering::Relaxed);
+                        if at >= start + warm {
+                            let us = (lat.as_micros() as u64).max(1);
+                            if let Ok(mut h) = hist.lock() {
+                                h.saturating_record(us);
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        match connect(&addr).await {
+                            Ok(n) => c = n,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let deadline = start + Duration::from_secs_f64(args.duration + args.grace);
+    let all = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout_at(deadline.into(), all).await;
+    let finished = Instant::now();
+    tasks.abort_all();
+    drop(rx);
+    let _ = pacer.join();
+    let service = fetch(&args.addr, "/metrics")
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    // Unanswered requests count, with their age at the deadline.
+    let mut missing = 0u64;
+    let mut h = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    let ok_measured = h.len();
+    for i in 0..total {
+        let at = start + period.mul_f64(i as f64);
+        if !done[i as usize].load(Ordering::Relaxed) {
+            missing += 1;
+            if at >= start + warm {
+                h.saturating_record(
+                    (finished.saturating_duration_since(at).as_micros() as u64).max(1),
+                );
+            }
+        }
+    }
+    let measured = (args.duration - warm.as_secs_f64()).max(1e-3);
+    Ok(summarize(
+        &h,
+        args.rate,
+        args.duration,
+        total,
+        ok_measured,
+        errors.load(Ordering::Relaxed),
+        missing,
+        measured,
+        service,
+    ))
+}

@@ -1,0 +1,82 @@
+//! CPU noise for the latency study: bursty wakers and CPU hogs.
+//!
+//! A bursty waker spins `--busy-us` then sleeps `--sleep-us` (2 µs / 50 µs,
+//! like the kernel selftest's noise thread): every wake-up can preempt a
+//! worker. A hog spins without end, so workers share the CPU and are
+//! preempted at slice ends. `--level`: 0 nothing, 1 one bursty waker,
+//! 2 two bursty wakers and one hog; `--wakers` / `--hogs` override.
+//! Exits after `--secs`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "CPU noise: bursty wakers (2 µs busy / 50 µs asleep) and hogs")]
+struct Args {
+    /// 0: none, 1: one bursty waker, 2: two bursty wakers and one hog.
+    #[arg(long, default_value_t = 1)]
+    level: u32,
+    /// Bursty wakers (overrides the level's).
+    #[arg(long)]
+    wakers: Option<u32>,
+    /// CPU hogs (overrides the level's).
+    #[arg(long)]
+    hogs: Option<u32>,
+    /// Busy time of a waker, µs.
+    #[arg(long, default_value_t = 2)]
+    busy_us: u64,
+    /// Sleep time of a waker, µs.
+    #[arg(long, default_value_t = 50)]
+    sleep_us: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    secs: f64,
+}
+
+/// `(wakers, hogs)` for a noise level.
+fn level(l: u32) -> (u32, u32) {
+    match l {
+        0 => (0, 0),
+        1 => (1, 0),
+        2 => (2, 1),
+        n => (n, n - 1),
+    }
+}
+
+fn spin(until: Instant) {
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let (w, h) = level(a.level);
+    let (wakers, hogs) = (a.wakers.unwrap_or(w), a.hogs.unwrap_or(h));
+    let end = Instant::now() + Duration::from_secs_f64(a.secs.max(0.0));
+    let (busy, sleep) = (
+        Duration::from_micros(a.busy_us),
+        Duration::from_micros(a.sleep_us),
+    );
+    let mut threads = Vec::new();
+    for _ in 0..wakers {
+        threads.push(std::thread::spawn(move || {
+            while Instant::now() < end {
+                spin(Instant::now() + busy);
+                std::thread::sleep(sleep);
+            }
+        }));
+    }
+    for _ in 0..hogs {
+        threads.push(std::thread::spawn(move || spin(end)));
+    }
+    if threads.is_empty() {
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
