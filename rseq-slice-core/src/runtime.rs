@@ -132,6 +132,8 @@ thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
     static INDEX: Cell<usize> = const { Cell::new(NO_WORKER) };
     static SECTION: Cell<Option<Open>> = const { Cell::new(None) };
+    /// Whether [`open_section`] may open sections on this thread.
+    static SECTIONS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Run `f` on the calling thread's worker state, if it has one and it is not
@@ -151,6 +153,10 @@ fn with_worker(f: impl FnOnce(&mut Worker)) {
 /// `metrics`. Returns the outcome; a thread where the extension is off runs
 /// on with guards that cost about nothing (and logs why, with `tracing`).
 pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
+    start(metrics, true)
+}
+
+fn start(metrics: &SliceMetrics, sections: bool) -> Result<Registrar, Unavailable> {
     thread_stop();
     let slot = Arc::new(Slot {
         index: metrics.inner.next_index.fetch_add(1, Ordering::Relaxed),
@@ -179,6 +185,7 @@ pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
         if let Ok(mut w) = w.try_borrow_mut() {
             *w = Some(worker);
             INDEX.set(index);
+            SECTIONS.set(sections);
         }
     });
     state
@@ -190,7 +197,9 @@ pub fn thread_start(metrics: &SliceMetrics) -> Result<Registrar, Unavailable> {
 /// that drives a current-thread runtime: call it from a hook that thread does
 /// run (park, unpark). Such a thread never stops for the runtime, so it stays
 /// `alive` in `metrics` until it joins another runtime or calls
-/// [`thread_stop`].
+/// [`thread_stop`]. It gets no sections from [`open_section`]: such a thread
+/// runs code no hook brackets (a current-thread runtime polls its `block_on`
+/// future between task polls), which a section would cover.
 pub fn ensure_started(metrics: &SliceMetrics) {
     let mut started = false;
     let _ = WORKER.try_with(|w| {
@@ -201,7 +210,7 @@ pub fn ensure_started(metrics: &SliceMetrics) {
         }
     });
     if !started {
-        let _ = thread_start(metrics);
+        let _ = start(metrics, false);
     }
 }
 
@@ -213,6 +222,7 @@ pub fn thread_stop() {
             && let Some(w) = w.take()
         {
             INDEX.set(NO_WORKER);
+            SECTIONS.set(false);
             w.slot.stats.publish();
             w.slot.alive.store(false, Ordering::Relaxed);
         }
@@ -225,11 +235,11 @@ pub fn publish() {
 }
 
 /// Open a section of `kind` on the calling thread unless one is open (or the
-/// thread never called [`thread_start`]). It stays open until
+/// thread never called [`thread_start`], or joined by [`ensure_started`]). It stays open until
 /// [`close_section`]: keep it to a few microseconds.
 #[inline]
 pub fn open_section(kind: &'static str) {
-    if INDEX.get() == NO_WORKER || SECTION.get().is_some() {
+    if !SECTIONS.get() || SECTION.get().is_some() {
         return;
     }
     let granted_before = LOCAL.with(|l| {

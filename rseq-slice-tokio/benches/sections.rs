@@ -1,8 +1,9 @@
 //! What the adapter costs a busy runtime, in one run: 64 tasks × 200
 //! `yield_now` polls (12 800 polls through the scheduler, about 60 ns each
-//! natively: the worst case for per-poll hooks) on a current-thread runtime
-//! (one thread: no cross-thread scheduling noise), for a plain runtime and
-//! for the adapter's policies. Build with
+//! natively: the worst case for per-poll hooks) on a one-worker multi-thread
+//! runtime (one worker keeps cross-thread scheduling noise low; a
+//! current-thread runtime gets no scheduler sections), for a plain runtime
+//! and for the adapter's policies. Build with
 //! `RUSTFLAGS="--cfg tokio_unstable"` for the scheduler-section and task-poll
 //! policies (without it they cannot install and equal the bare adapter).
 //!
@@ -19,17 +20,14 @@ const TASKS: usize = 64;
 const YIELDS: usize = 200;
 
 fn runtime(cfg: Option<SliceConfig>) -> Runtime {
-    let mut b = Builder::new_current_thread();
-    b.enable_time();
-    let rt = match cfg {
+    let mut b = Builder::new_multi_thread();
+    b.worker_threads(1);
+    match cfg {
         Some(cfg) => b.with_slice_config(cfg),
         None => &mut b,
     }
     .build()
-    .expect("runtime");
-    // The driving thread joins the adapter at its first park.
-    rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await });
-    rt
+    .expect("runtime")
 }
 
 fn workload(rt: &Runtime) {
@@ -71,7 +69,7 @@ fn sections(c: &mut Criterion) {
     } else {
         "stable"
     };
-    let mut g = c.benchmark_group(format!("tokio-current-thread-12800-polls/{unstable}"));
+    let mut g = c.benchmark_group(format!("tokio-1-worker-12800-polls/{unstable}"));
     g.sample_size(20);
     for (name, cfg) in variants {
         let metrics = cfg.as_ref().map(SliceConfig::metrics);
