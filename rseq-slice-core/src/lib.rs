@@ -25,7 +25,7 @@
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
 //! `sys` (the system calls), `thread` (registration), `local` and `guard`
 //! (the protocol), `future` (`slice_critical` for async code), `stats`
-//! (counters), `reason` (why not), `runtime` (what runtime adapters share:
+//! (counters), `reason` (why not), `kernel_stats` (the kernel's own counters), `runtime` (what runtime adapters share:
 //! per-thread metrics, sections spanning two hooks), and with the `lock_api`
 //! feature `lock` (lock wrappers and the adaptive policy) and `spin` (the
 //! clear-and-recheck spinlock).
@@ -42,6 +42,7 @@ compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
 pub mod abi;
 mod future;
 mod guard;
+mod kernel_stats;
 mod local;
 #[cfg(feature = "lock_api")]
 mod lock;
@@ -55,6 +56,7 @@ mod thread;
 
 pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
+pub use kernel_stats::{KERNEL_STATS_PATH, KernelStats};
 #[cfg(feature = "lock_api")]
 pub use lock::{
     Policy, RawSlice, SliceHeld, SliceMutex, SliceMutex04, SliceMutexGuard, SliceRwLock,

@@ -9,7 +9,8 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{KernelStats, Mode, Noise, kernel_mode, last_cpu, on_thread, pin, say, spin};
+use common::{Mode, Noise, kernel_mode, last_cpu, on_thread, pin, say, spin};
+use rseq_slice_core::KernelStats;
 use rseq_slice_core::{
     EnableVia, Registrar, SliceGuard, ThreadReport, Unavailable, critical, disable, enable, init,
     init_with, request_ptr, state, stats,
@@ -107,7 +108,7 @@ fn grants_under_noise_agree_with_kernel_stats() {
     let Some(mode) = kernel_mode("grants_under_noise_agree_with_kernel_stats") else {
         return;
     };
-    let Some(k0) = KernelStats::read() else {
+    let Some(k0) = KernelStats::read().ok() else {
         panic!("needs debugfs rseq/stats (CONFIG_RSEQ_STATS, root): the guest has both");
     };
     let (ours, kernel, elapsed) = on_thread(move || {

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{KernelStats, Mode, kernel_mode, last_cpu, pin, say, spin};
+use common::{Mode, kernel_mode, last_cpu, pin, say, spin};
+use rseq_slice_core::KernelStats;
 use rseq_slice_core::{
     Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SliceStats, SpinMutex, StdMutexExt, init,
     request_ptr, stats,
@@ -63,12 +64,12 @@ fn oversubscribed(mode: Mode, op: impl Fn() + Send + Sync + 'static) -> (SliceSt
             })
         })
         .collect();
-    let k0 = KernelStats::read();
+    let k0 = KernelStats::read().ok();
     start.wait();
     std::thread::sleep(RUN);
     stop.store(true, Ordering::Relaxed);
     let s: SliceStats = hs.into_iter().map(|h| h.join().expect("worker")).sum();
-    let k = match (KernelStats::read(), k0) {
+    let k = match (KernelStats::read().ok(), k0) {
         (Some(a), Some(b)) => a.since(b),
         _ => KernelStats::default(),
     };

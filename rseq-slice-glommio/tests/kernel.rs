@@ -9,9 +9,10 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KernelStats, Mode, Noise, kernel_mode, say, spin};
+use common::{Mode, Noise, kernel_mode, say, spin};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
+use rseq_slice_core::KernelStats;
 use rseq_slice_core::Registrar;
 use rseq_slice_glommio::{BuilderExt, SliceStats, ThreadMetrics, Unavailable, slice_critical};
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rseq_slice_core::{LibcRseq, Registrar, kernel_support};
+use rseq_slice_core::{KernelStats, LibcRseq, Registrar, kernel_support};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
 
 fn say(args: std::fmt::Arguments<'_>) {
@@ -66,21 +66,6 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
             })
         })
         .collect()
-}
-
-fn kernel_stats() -> Option<HashMap<String, u64>> {
-    let text = std::fs::read_to_string("/sys/kernel/debug/rseq/stats").ok()?;
-    Some(
-        text.lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                Some((
-                    it.next()?.trim_end_matches(':').to_string(),
-                    it.next()?.parse().ok()?,
-                ))
-            })
-            .collect(),
-    )
 }
 
 /// Counts grant events by section kind (`task` for the core's own events).
@@ -158,7 +143,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     kinds.0.lock().unwrap().clear();
     let stop = Arc::new(AtomicBool::new(false));
     let noise = noise(stop.clone());
-    let k0 = kernel_stats().expect("debugfs rseq/stats");
+    let k0 = KernelStats::read().expect("debugfs rseq/stats");
     // Scheduler sections take effect in the `tokio_unstable` build only.
     let cfg = SliceConfig::new().scheduler_sections(true);
     let metrics = cfg.metrics();
@@ -173,20 +158,19 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     while metrics.threads().iter().any(|t| t.alive) && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let k1 = kernel_stats().unwrap();
+    let k = KernelStats::read().unwrap().since(k0);
     stop.store(true, Ordering::Relaxed);
     noise.into_iter().for_each(|h| h.join().unwrap());
-    let d = |k: &str| k1[k] - k0[k];
     let total: SliceStats = metrics.total();
     let by_kind = kinds.0.lock().unwrap().clone();
     say(format_args!(
         "tokio grants [unstable={}, legacy={legacy}]: total {total:?}; events by kind {by_kind:?}; \
          kernel sgrant {} syield {} srevok {} sexpir {}",
         cfg!(tokio_unstable),
-        d("sgrant"),
-        d("syield"),
-        d("srevok"),
-        d("sexpir")
+        k.granted,
+        k.yielded,
+        k.revoked,
+        k.expired
     ));
     let threads = metrics.threads();
     if legacy {
@@ -203,13 +187,12 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     );
     assert!(total.granted > 0 && total.yielded > 0, "{total:?}");
     assert_eq!(
-        d("syield"),
-        total.yielded,
+        k.yielded, total.yielded,
         "kernel syield vs the adapter's metrics"
     );
     // Every kernel grant is seen: as granted, or (revoked before the section
     // ended) as cleared.
-    let (sgrant, seen) = (d("sgrant"), total.granted + total.cleared);
+    let (sgrant, seen) = (k.granted, total.granted + total.cleared);
     assert!(
         sgrant >= total.granted && sgrant <= seen,
         "kernel sgrant {sgrant} outside [{}, {seen}]",

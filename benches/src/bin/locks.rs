@@ -17,7 +17,8 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rseq_slice_core::{
-    Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SliceStats, SpinMutex, StdMutexExt,
+    KernelStats, Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SliceStats, SpinMutex,
+    StdMutexExt,
 };
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -246,45 +247,6 @@ impl Clock {
     }
 }
 
-/// The kernel's `rseq/stats` slice counters (debugfs; absent on the host).
-#[derive(Debug, Clone, Copy, Default)]
-struct Kernel {
-    sgrant: u64,
-    syield: u64,
-    srevok: u64,
-    sexpir: u64,
-}
-
-impl Kernel {
-    fn read() -> Option<Kernel> {
-        let text = std::fs::read_to_string("/sys/kernel/debug/rseq/stats").ok()?;
-        let mut k = Kernel::default();
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let (Some(name), Some(v)) = (it.next(), it.next().and_then(|v| v.parse().ok())) else {
-                continue;
-            };
-            match name {
-                "sgrant:" => k.sgrant = v,
-                "syield:" => k.syield = v,
-                "srevok:" => k.srevok = v,
-                "sexpir:" => k.sexpir = v,
-                _ => {}
-            }
-        }
-        Some(k)
-    }
-
-    fn since(self, b: Kernel) -> Kernel {
-        Kernel {
-            sgrant: self.sgrant.wrapping_sub(b.sgrant),
-            syield: self.syield.wrapping_sub(b.syield),
-            srevok: self.srevok.wrapping_sub(b.srevok),
-            sexpir: self.sexpir.wrapping_sub(b.sexpir),
-        }
-    }
-}
-
 /// What one cell measured.
 #[derive(Debug)]
 struct Cell {
@@ -297,7 +259,7 @@ struct Cell {
     hist: Histogram<u64>,
     preempted: u64,
     stats: SliceStats,
-    kernel: Option<Kernel>,
+    kernel: Option<KernelStats>,
 }
 
 impl Cell {
@@ -359,7 +321,7 @@ fn run_cell(cli: &Cli, clock: Clock, lock: Arc<dyn Lock>, threads: usize) -> Res
             })
         })
         .collect();
-    let k0 = Kernel::read();
+    let k0 = KernelStats::read().ok();
     start.wait();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(cli.cell_ms));
@@ -384,7 +346,7 @@ fn run_cell(cli: &Cli, clock: Clock, lock: Arc<dyn Lock>, threads: usize) -> Res
     if let Some(e) = failure {
         return Err(e.into());
     }
-    let kernel = Kernel::read().zip(k0).map(|(a, b)| a.since(b));
+    let kernel = KernelStats::read().ok().zip(k0).map(|(a, b)| a.since(b));
     Ok(Cell {
         kind: Kind::Spin,
         variant: Variant::Off,
@@ -518,7 +480,9 @@ fn write_csv(path: &Path, cells: &[Cell], slice_ns: &str, cli: &Cli) -> Result<(
         "slice_ext_nsec",
     ])?;
     for c in cells {
-        let k = c.kernel.map(|k| [k.sgrant, k.syield, k.srevok, k.sexpir]);
+        let k = c
+            .kernel
+            .map(|k| [k.granted, k.yielded, k.revoked, k.expired]);
         let k = |i: usize| k.map_or(String::new(), |k| k[i].to_string());
         w.write_record([
             c.kind.to_string(),

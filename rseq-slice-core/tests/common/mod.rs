@@ -1,5 +1,5 @@
 //! Shared by the test binaries: where we run, CPU pinning, a noise thread
-//! (as the kernel's `slice_test` has), and the kernel's `rseq/stats`.
+//! (as the kernel's `slice_test` has).
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
@@ -125,49 +125,6 @@ impl Drop for Noise {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
-        }
-    }
-}
-
-/// The kernel's `/sys/kernel/debug/rseq/stats` (CONFIG_RSEQ_STATS).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct KernelStats {
-    pub granted: u64,
-    pub expired: u64,
-    pub revoked: u64,
-    pub yielded: u64,
-    pub aborted: u64,
-}
-
-impl KernelStats {
-    pub fn read() -> Option<KernelStats> {
-        let text = std::fs::read_to_string("/sys/kernel/debug/rseq/stats").ok()?;
-        let mut s = KernelStats::default();
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let (Some(k), Some(v)) = (it.next(), it.next()) else {
-                continue;
-            };
-            let v: u64 = v.parse().ok()?;
-            match k {
-                "sgrant:" => s.granted = v,
-                "sexpir:" => s.expired = v,
-                "srevok:" => s.revoked = v,
-                "syield:" => s.yielded = v,
-                "sabort:" => s.aborted = v,
-                _ => {}
-            }
-        }
-        Some(s)
-    }
-
-    pub fn since(self, before: KernelStats) -> KernelStats {
-        KernelStats {
-            granted: self.granted - before.granted,
-            expired: self.expired - before.expired,
-            revoked: self.revoked - before.revoked,
-            yielded: self.yielded - before.yielded,
-            aborted: self.aborted - before.aborted,
         }
     }
 }
