@@ -248,6 +248,10 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         boot.memory,
         boot.timeout_secs
     );
+    // vng refuses a writable directory that does not exist yet.
+    for d in &boot.rw_dirs {
+        std::fs::create_dir_all(d)?;
+    }
     let _one_guest = one_guest_at_a_time()?;
     let mut child = cmd.spawn().map_err(|e| format!("spawning vng: {e}"))?;
     let err = child.stderr.take().ok_or("no stderr pipe")?;
