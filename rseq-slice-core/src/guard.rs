@@ -9,8 +9,8 @@ use crate::local::LOCAL;
 /// Creating the outermost guard of a thread sets `rseq->slice_ctrl.request`;
 /// dropping it clears `request` and, when the kernel granted an extension in
 /// between, calls `rseq_slice_yield()` to give the CPU back at once. Inner
-/// guards only count. Where the extension is off the same stores go to
-/// thread-local dummy bytes, so a guard costs about nothing.
+/// guards only count. Where the extension is off a guard is inert: one
+/// thread-local load and a predictable branch, nothing written or counted.
 ///
 /// Keep the section short (a grant lasts 5 µs by default, 50 µs at most) and
 /// free of system calls: any system call inside a grant ends it.
@@ -28,6 +28,8 @@ use crate::local::LOCAL;
 #[clippy::has_significant_drop]
 #[derive(Debug)]
 pub struct SliceGuard {
+    /// Whether `new` entered a section that `drop` must leave.
+    armed: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -36,8 +38,8 @@ impl SliceGuard {
     #[inline]
     pub fn new() -> SliceGuard {
         // `with` can only fail inside LOCAL's destructor, and LOCAL has none.
-        LOCAL.with(|l| l.enter());
         SliceGuard {
+            armed: LOCAL.with(|l| l.enter()),
             _not_send: PhantomData,
         }
     }
@@ -53,7 +55,9 @@ impl Default for SliceGuard {
 impl Drop for SliceGuard {
     #[inline]
     fn drop(&mut self) {
-        LOCAL.with(|l| l.exit());
+        if self.armed {
+            LOCAL.with(|l| l.exit());
+        }
     }
 }
 

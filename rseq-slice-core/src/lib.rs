@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Where the feature is missing, guards still work and cost about nothing:
-//! they write to thread-local dummy bytes. [`Unavailable`] says why.
+//! they are inert: one thread-local load and a branch. [`Unavailable`] says why.
 //!
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
 //! `sys` (the system calls), `thread` (registration), `local` and `guard`
@@ -85,7 +85,7 @@ pub fn slice_yield() -> bool {
 }
 
 /// The address of this thread's `slice_ctrl.request` byte (`granted` is the
-/// next byte) while the extension is on; `None` while guards use the dummy.
+/// next byte) while the extension is on; `None` while guards are inert.
 ///
 /// For tests and tooling. Writing `request` while `granted` is set, or
 /// writing `granted` at all, gets the thread killed with SIGSEGV.

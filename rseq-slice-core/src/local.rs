@@ -4,11 +4,10 @@
 //! `LOCAL` is a const-initialised thread-local with no destructor, so an
 //! access is one `fs`-relative address and it stays valid until the thread is
 //! gone (also inside other thread-local destructors and signal handlers).
-//! While the extension is off, `ctrl` is null and the guard writes to the
-//! thread's own `dummy` bytes instead: the same instructions, no availability
-//! branch, and no rseq memory touched.
+//! While the extension is off, `ctrl` is null and the outermost guard skips
+//! the rseq bytes with one predictable branch: it only counts.
 
-use core::cell::{Cell, UnsafeCell};
+use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{Ordering::SeqCst, compiler_fence};
 
@@ -25,12 +24,10 @@ pub(crate) enum State {
 }
 
 pub(crate) struct Local {
-    /// `&area.slice_ctrl` while the extension is on; null selects `dummy`.
+    /// `&area.slice_ctrl` while the extension is on; null while it is off.
     ctrl: Cell<*mut u8>,
     /// Guards alive on this thread; only the outermost touches `request`.
     depth: Cell<u32>,
-    /// Stand-in `slice_ctrl` while the extension is off. Never granted.
-    dummy: UnsafeCell<u32>,
     requested: Cell<u64>,
     granted: Cell<u64>,
     yielded: Cell<u64>,
@@ -50,7 +47,6 @@ impl Local {
         Local {
             ctrl: Cell::new(ptr::null_mut()),
             depth: Cell::new(0),
-            dummy: UnsafeCell::new(0),
             requested: Cell::new(0),
             granted: Cell::new(0),
             yielded: Cell::new(0),
@@ -61,49 +57,49 @@ impl Local {
         }
     }
 
-    /// `request`'s address: the live area or the dummy (a select, not a branch).
-    #[inline(always)]
-    fn request(&self) -> *mut u8 {
-        let p = self.ctrl.get();
-        if p.is_null() {
-            self.dummy.get().cast()
-        } else {
-            p
-        }
-    }
-
-    /// Enter a section: only the outermost one sets `request`.
+    /// Enter a section, returning whether it is *armed*: true while the
+    /// extension is on, and then [`exit`](Local::exit) must follow. While it
+    /// is off this is one load and a predictable branch: nothing is written
+    /// or counted, and the section stays inert even if the extension is
+    /// switched on before it ends.
     ///
-    /// `depth` goes up before `request` is set, so a signal handler that
-    /// interrupts in between sees a section in progress and leaves the flags
-    /// alone. At depth 0 `granted` is always clear (the previous outermost
-    /// section yielded or saw it clear), so setting `request` never meets a
-    /// grant.
+    /// Armed sections nest; only the outermost sets `request`. `depth` goes
+    /// up before `request` is set, so a signal handler that interrupts in
+    /// between sees a section in progress and leaves the flags alone. At
+    /// depth 0 `granted` is always clear (the previous outermost section
+    /// yielded or saw it clear), so setting `request` never meets a grant.
     #[inline(always)]
-    pub(crate) fn enter(&self) {
+    #[must_use]
+    pub(crate) fn enter(&self) -> bool {
+        let req = self.ctrl.get();
+        if req.is_null() {
+            return false;
+        }
         let d = self.depth.get();
         self.depth.set(d.wrapping_add(1));
         if d == 0 {
             compiler_fence(SeqCst);
-            // SAFETY: `request()` points at this thread's registered area or
-            // its dummy, both alive as long as the thread; the kernel writes
+            // SAFETY: a non-null `ctrl` points at this thread's registered
+            // area, alive until `set(None, ..)` clears it; the kernel writes
             // the byte too, hence volatile.
-            unsafe { ptr::write_volatile(self.request(), 1) };
+            unsafe { ptr::write_volatile(req, 1) };
             compiler_fence(SeqCst);
             self.requested.set(self.requested.get() + 1);
         }
+        true
     }
 
-    /// Leave a section: the outermost one clears `request`, then yields if
-    /// the kernel granted an extension meanwhile. `depth` drops last.
+    /// Leave an armed section: the outermost one clears `request`, then
+    /// yields if the kernel granted an extension meanwhile. `depth` drops
+    /// last. If the area went away meanwhile (thread exit), only `depth` drops.
     #[inline(always)]
     pub(crate) fn exit(&self) {
         let d = self.depth.get();
-        if d == 1 {
-            let req = self.request();
+        let req = self.ctrl.get();
+        if d == 1 && !req.is_null() {
             compiler_fence(SeqCst);
             // SAFETY: as in `enter`; `granted` is the next byte of the same
-            // 4-byte `slice_ctrl` (or dummy) word.
+            // 4-byte `slice_ctrl` word.
             let (before, granted) = unsafe {
                 let before = sys::take_request(req);
                 (before, ptr::read_volatile(req.add(1)))
@@ -170,7 +166,7 @@ impl Local {
         self.state.get()
     }
 
-    /// Point guards at `ctrl` (`Some`) or the dummy (`None`), and record why.
+    /// Point guards at `ctrl` (`Some`) or make them inert (`None`), and record why.
     pub(crate) fn set(&self, ctrl: Option<*mut u8>, state: State) {
         self.ctrl.set(ctrl.unwrap_or(ptr::null_mut()));
         self.state.set(state);

@@ -404,10 +404,8 @@ impl<R: lock_api_04::RawMutex> RawSlice<R> {
     #[inline(always)]
     fn held_04(&self, contended: bool) {
         let request = self.contention.acquired(contended);
-        if request {
-            LOCAL.with(|l| l.enter());
-        }
-        self.held_request.store(request, Relaxed);
+        let armed = request && LOCAL.with(|l| l.enter());
+        self.held_request.store(armed, Relaxed);
     }
 }
 

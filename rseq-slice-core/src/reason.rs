@@ -7,7 +7,7 @@ use rustix::io::Errno;
 /// Why the time slice extension is not in effect on the calling thread.
 ///
 /// Every variant's `Display` says what to do about it. Guards keep working
-/// whatever the reason: they fall back to touching thread-local dummy bytes.
+/// whatever the reason: they are inert (one load and a branch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Unavailable {

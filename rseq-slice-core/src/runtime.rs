@@ -20,7 +20,9 @@
 //!     });
 //! });
 //! let t = &metrics.threads()[0];
-//! assert_eq!((t.index, t.alive, t.stats.requested), (0, false, 1));
+//! // One section, counted where the extension is on (guards are inert where it is off).
+//! let on = u64::from(t.state.is_ok());
+//! assert_eq!((t.index, t.alive, t.stats.requested), (0, false, on));
 //! ```
 //!
 //! With the `tracing` feature, each thread enters a `rseq_slice_thread` span
@@ -122,6 +124,8 @@ struct Worker {
 struct Open {
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     kind: &'static str,
+    /// The extension was on when it opened: `close_section` must exit it.
+    armed: bool,
     granted_before: u64,
 }
 
@@ -242,12 +246,10 @@ pub fn open_section(kind: &'static str) {
     if !SECTIONS.get() || SECTION.get().is_some() {
         return;
     }
-    let granted_before = LOCAL.with(|l| {
-        l.enter();
-        l.granted_count()
-    });
+    let (armed, granted_before) = LOCAL.with(|l| (l.enter(), l.granted_count()));
     SECTION.set(Some(Open {
         kind,
+        armed,
         granted_before,
     }));
 }
@@ -257,6 +259,9 @@ pub fn open_section(kind: &'static str) {
 #[inline]
 pub fn close_section() {
     let Some(open) = SECTION.take() else { return };
+    if !open.armed {
+        return;
+    }
     let granted = LOCAL.with(|l| {
         l.exit();
         l.granted_count()

@@ -243,7 +243,7 @@ fn dlsym(name: &CStr) -> Option<*const libc::c_void> {
 /// Read a kernel-written `u32` of an rseq area with single-copy atomicity.
 ///
 /// # Safety
-/// `p` must point into the calling thread's registered (or dummy) area.
+/// `p` must point into the calling thread's registered area.
 #[inline]
 pub(crate) unsafe fn read_u32(p: *const u32) -> u32 {
     // SAFETY: per the caller; volatile because the kernel writes it.

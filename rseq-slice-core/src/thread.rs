@@ -46,8 +46,8 @@ pub enum EnableVia {
 /// Register (or adopt) this thread's rseq area and enable the extension.
 ///
 /// Idempotent: later calls return the first call's outcome (or the state
-/// [`enable`]/[`disable`] left). Guards work either way; on `Err` they fall
-/// back to thread-local dummy bytes.
+/// [`enable`]/[`disable`] left). Guards work either way: on `Err` they
+/// are inert.
 ///
 /// ```
 /// match rseq_slice_core::init() {
@@ -85,7 +85,7 @@ pub fn state() -> Result<Registrar, Unavailable> {
 }
 
 /// Switch the extension off for this thread (prctl SET 0); guards fall back
-/// to the dummy bytes. Refused inside a critical section.
+/// are inert. Refused inside a critical section.
 pub fn disable() -> Result<(), Error> {
     state()?;
     outside_section()?;
@@ -204,8 +204,8 @@ impl Drop for Area {
     }
 }
 
-/// The thread's area while it lives: at thread exit, guards go back to the
-/// dummy (later thread-local destructors may still run some), then the area
+/// The thread's area while it lives: at thread exit, guards become inert
+/// (later thread-local destructors may still run some), then the area
 /// goes.
 struct ThreadArea(Area);
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
-use common::on_thread;
+use common::{on_thread, sections};
 use rseq_slice_core::{
     Policy, RawSlice, RawSpin, SliceGuard, SliceMutex, SliceMutex04, SliceRwLock, SpinMutex,
     StdMutexExt, critical, init, request_ptr, stats,
@@ -165,7 +165,7 @@ fn try_lock_fails_while_held_and_leaves_no_section() {
         // The spinlock's failed attempt entered and left one section (its
         // request is set just before the compare-exchange); the wrappers
         // request only after acquiring. Plus our own `critical`.
-        assert_eq!(held.1.requested, 2);
+        assert_eq!(held.1.requested, sections(2));
         // Free: every try succeeds and requests (all `Always`).
         let before = stats();
         {
@@ -177,7 +177,7 @@ fn try_lock_fails_while_held_and_leaves_no_section() {
         assert_request_clear();
         assert_eq!(
             (stats() - before).requested,
-            1,
+            sections(1),
             "nested: only the outermost counts"
         );
     });
@@ -206,7 +206,7 @@ fn locks_nest_with_other_guards() {
             drop(gb);
         }
         assert_request_clear();
-        assert_eq!((stats() - before).requested, 1);
+        assert_eq!((stats() - before).requested, sections(1));
         let before = stats();
         {
             let _ga = a.lock();
@@ -214,7 +214,7 @@ fn locks_nest_with_other_guards() {
         }
         assert_eq!(
             (stats() - before).requested,
-            1,
+            sections(1),
             "the spinlock's is outermost"
         );
         assert_request_clear();
@@ -239,7 +239,7 @@ fn each_policy_requests_as_documented_without_contention() {
             assert_request_clear();
             (stats() - before).requested
         };
-        assert_eq!(count(Policy::Always), 20);
+        assert_eq!(count(Policy::Always), sections(20));
         assert_eq!(
             count(Policy::ADAPTIVE),
             0,
@@ -310,7 +310,7 @@ fn adaptive_window_opens_on_contention_and_closes_after_it() {
         }
         assert!(!raw().is_hot(), "closed after 3");
         drop(m.lock());
-        assert_eq!((stats() - before).requested, 4);
+        assert_eq!((stats() - before).requested, sections(4));
         assert_request_clear();
     });
 }

@@ -87,7 +87,7 @@ fn expect_grants(name: &str, mode: Mode, (s, k): (SliceStats, KernelStats)) {
             assert!(s.yielded > 0, "{name}: no yield inside a grant: {s:?}");
             assert!(k.granted >= s.granted, "{name}: kernel {k:?} vs {s:?}");
         }
-        Mode::LibcLegacy => assert_eq!(s.granted, 0, "{name}: the dummy is never granted"),
+        Mode::LibcLegacy => assert_eq!(s.granted, 0, "{name}: an inert guard is never granted"),
     }
 }
 

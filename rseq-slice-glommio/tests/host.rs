@@ -57,8 +57,12 @@ fn a_spawned_executor_starts_registered_and_runs_tasks() {
     assert_states(&metrics, 1);
     let t = &metrics.threads()[0];
     assert_eq!(state, t.state, "the future ran on the registered thread");
-    // One section per task poll.
-    assert!(t.stats.requested >= 100, "{:?}", t.stats);
+    // One section per task poll (guards are inert where the extension is off).
+    if t.state.is_ok() {
+        assert!(t.stats.requested >= 100, "{:?}", t.stats);
+    } else {
+        assert_eq!(t.stats.requested, 0, "{:?}", t.stats);
+    }
 }
 
 #[test]
@@ -120,7 +124,8 @@ fn slice_critical_passes_outputs_and_panics_and_leaves_nothing_open() {
             assert!(r.is_err());
             let before = rseq_slice_core::stats().requested;
             rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
-            assert_eq!(rseq_slice_core::stats().requested - before, 1);
+            let on = u64::from(rseq_slice_core::state().is_ok());
+            assert_eq!(rseq_slice_core::stats().requested - before, on);
             rseq_slice_core::request_ptr().map(|p| {
                 // SAFETY: reading this thread's own request byte.
                 unsafe { p.as_ptr().read_volatile() }

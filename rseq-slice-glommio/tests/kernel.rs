@@ -18,8 +18,8 @@ use rseq_slice_glommio::{BuilderExt, SliceStats, ThreadMetrics, Unavailable, sli
 
 type Ends = (SharedSender<u64>, SharedReceiver<u64>);
 
-/// This thread's (request, granted) bytes, or zeros where guards use the
-/// dummy.
+/// This thread's (request, granted) bytes, or zeros where guards are
+/// inert.
 fn slice_ctrl() -> (u8, u8) {
     rseq_slice_core::request_ptr().map_or((0, 0), |p| {
         // SAFETY: this thread's own slice_ctrl bytes (request, granted).

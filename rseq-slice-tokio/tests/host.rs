@@ -44,7 +44,12 @@ fn the_one_liner_builds_and_every_thread_reports_its_state() {
             ),
         }
     }
-    assert!(metrics.total().requested >= 100, "{:?}", metrics.total());
+    // Guards are inert where the extension is off.
+    if metrics.threads().iter().all(|t| t.state.is_ok()) {
+        assert!(metrics.total().requested >= 100, "{:?}", metrics.total());
+    } else {
+        assert_eq!(metrics.total().requested, 0, "{:?}", metrics.total());
+    }
 }
 
 #[test]
@@ -109,7 +114,8 @@ fn slice_critical_passes_outputs_panics_and_cancellation() {
         );
         let before = rseq_slice_core::stats().requested;
         rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
-        assert_eq!(rseq_slice_core::stats().requested - before, 1);
+        let on = u64::from(rseq_slice_core::state().is_ok());
+        assert_eq!(rseq_slice_core::stats().requested - before, on);
         if let Some(p) = rseq_slice_core::request_ptr() {
             // SAFETY: reading this thread's own request byte.
             assert_eq!(unsafe { p.as_ptr().read_volatile() }, 0);

@@ -43,6 +43,34 @@ pub(crate) struct Boot {
     /// Host directories the guest may write (`vng --rwdir`); the rest of
     /// the host root is read-only there.
     pub(crate) rw_dirs: Vec<PathBuf>,
+    /// The guest's clock: virtual (instruction-counted) or the host's.
+    pub(crate) clock: Clock,
+}
+
+/// The virtual clock's default: one instruction per nanosecond (see
+/// `docs/guest.md` for the measurements behind it).
+pub(crate) const DEFAULT_SHIFT: u8 = 0;
+
+/// How guest time advances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// qemu `-icount shift=N,sleep=off`: every instruction advances guest
+    /// time by 2^N ns, and an idle guest skips ahead to its next timer. Host
+    /// load changes how long a run takes, not what it measures.
+    Virtual { shift: u8 },
+    /// The host's wall clock (qemu's default): a busy host stalls vCPUs for
+    /// milliseconds and results swing with it.
+    Real,
+}
+
+impl Clock {
+    /// The words results carry (`RSEQ_SLICE_CLOCK` in the guest).
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Clock::Virtual { shift } => format!("virtual (icount shift={shift})"),
+            Clock::Real => "real (host wall clock)".to_string(),
+        }
+    }
 }
 
 /// Find a kernel: `$RSEQ_SLICE_KERNEL`, `../shared/kernel/bzImage`, the
@@ -214,13 +242,22 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
     let body = format!(
         "{PRELUDE}\nmountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n\
          echo {nsec} > /sys/kernel/debug/rseq/slice_ext_nsec\n\
-         echo \"guest: $(uname -r), $(nproc) vCPU, slice_ext_nsec=$(cat /sys/kernel/debug/rseq/slice_ext_nsec), cmdline: $(cat /proc/cmdline | tr ' ' '\\n' | grep -E '^rseq' | tr '\\n' ' ')\"\n\
+         export RSEQ_SLICE_CLOCK={clock}\n\
+         echo \"guest: $(uname -r), $(nproc) vCPU, $RSEQ_SLICE_CLOCK time, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), slice_ext_nsec=$(cat /sys/kernel/debug/rseq/slice_ext_nsec), cmdline: $(cat /proc/cmdline | tr ' ' '\\n' | grep -E '^(rseq|tsc)' | tr '\\n' ' ')\"\n\
          cd {root}\n{script}\n",
         nsec = boot.slice_ext_nsec,
-        root = workspace_root().display(),
+        clock = sh_quote(&boot.clock.describe()),
+        root = sh_quote(&workspace_root().display().to_string()),
     );
     std::fs::write(&path, body)?;
     let mut append = vec!["loglevel=1".to_string()];
+    let mut qemu_opts = Vec::new();
+    if let Clock::Virtual { shift } = boot.clock {
+        // The TSC follows the virtual clock; without `tsc=reliable` the
+        // watchdog may still judge it against the HPET and switch.
+        append.push("tsc=reliable".to_string());
+        qemu_opts.push(format!("--qemu-opts=-icount shift={shift},sleep=off"));
+    }
     append.extend(boot.append.iter().cloned());
     let mut cmd = Command::new("setsid");
     cmd.arg("timeout")
@@ -231,6 +268,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .arg(&kernel)
         .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
         .args(["--append", &append.join(" ")])
+        .args(&qemu_opts)
         .args(
             boot.rw_dirs
                 .iter()
@@ -242,10 +280,11 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     eprintln!(
-        "xtask: booting {} ({} vCPU, {}, timeout {} s)",
+        "xtask: booting {} ({} vCPU, {}, {} time, timeout {} s)",
         kernel.display(),
         boot.cpus,
         boot.memory,
+        boot.clock.describe(),
         boot.timeout_secs
     );
     // vng refuses a writable directory that does not exist yet.

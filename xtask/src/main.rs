@@ -114,9 +114,9 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct BootArgs {
-    /// vCPUs: 1 for measurements (2 lets the host's preemption of the vCPUs
-    /// drown the effect), 2 is fine for functional tests.
-    #[arg(long)]
+    /// vCPUs (1-8). In virtual time they take turns on one host thread, so
+    /// a run costs about N times the wall time of one vCPU.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
     cpus: Option<u32>,
     /// `rseq/slice_ext_nsec` in the guest (5000..=50000).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(5000..=50000))]
@@ -134,9 +134,16 @@ struct BootArgs {
     /// Guest memory.
     #[arg(long, default_value = "2G")]
     memory: String,
-    /// Time limit for one boot, seconds.
-    #[arg(long, default_value_t = 1500)]
+    /// Time limit for one boot, wall-clock seconds.
+    #[arg(long, default_value_t = 2400)]
     timeout: u64,
+    /// Run the guest on the host's wall clock instead of virtual time
+    /// (results then swing with host load).
+    #[arg(long)]
+    real_time: bool,
+    /// Virtual time: each guest instruction takes 2^SHIFT ns (0 = 1 GIPS).
+    #[arg(long, default_value_t = guest::DEFAULT_SHIFT, value_parser = clap::value_parser!(u8).range(0..=4), conflicts_with = "real_time")]
+    shift: u8,
 }
 
 impl BootArgs {
@@ -153,6 +160,11 @@ impl BootArgs {
             append,
             timeout_secs: self.timeout,
             rw_dirs: Vec::new(),
+            clock: if self.real_time {
+                guest::Clock::Real
+            } else {
+                guest::Clock::Virtual { shift: self.shift }
+            },
         }
     }
 }

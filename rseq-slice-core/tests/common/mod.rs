@@ -58,6 +58,16 @@ pub fn on_thread<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R
     std::thread::spawn(f).join().expect("test thread panicked")
 }
 
+/// What `n` outermost sections add to this thread's `requested`: `n` while
+/// the extension is on, 0 while guards are inert.
+pub fn sections(n: u64) -> u64 {
+    if rseq_slice_core::state().is_ok() {
+        n
+    } else {
+        0
+    }
+}
+
 /// Pin the calling thread to `cpu`.
 pub fn pin(cpu: usize) {
     // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for cpu < 1024.
