@@ -8,13 +8,15 @@
 //!   glommio tasks), host and guest.
 //! - `cargo xtask bench-tokio`: what the tokio adapter's policies cost a
 //!   busy runtime, host and guest.
-//! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark in a
-//!   1-vCPU guest (and natively where the host kernel has the feature).
+//! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark at 1,
+//!   2 and 4 vCPUs and `slice_ext_nsec` 5 and 50 µs (and natively where the
+//!   host kernel has the feature); `--repro` checks two boots agree.
 //! - `cargo xtask study`: the tail-latency study (natively when this kernel
 //!   has the feature, else in a 1-vCPU guest).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
+mod bench_locks;
 mod guest;
 
 use std::path::{Path, PathBuf};
@@ -63,26 +65,11 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
-    /// The lock-holder-preemption benchmark (`benches/`, binary `locks`) in a
-    /// 1-vCPU guest, and natively when the host kernel has the feature.
-    /// Writes out/locks/{guest,host}/locks.{csv,png}.
-    BenchLocks {
-        #[command(flatten)]
-        boot: BootArgs,
-        /// Wall time of one cell, ms (the default grid, 2 repeats of 105
-        /// cells, takes about 8 minutes with the boot).
-        #[arg(long, default_value_t = 2000)]
-        cell_ms: u64,
-        /// Repetitions of the grid (variants alternate cell by cell).
-        #[arg(long, default_value_t = 2)]
-        repeats: usize,
-        /// Also run the criterion bench `locks` (uncontended overhead) in the guest.
-        #[arg(long)]
-        criterion: bool,
-        /// More arguments for the `locks` binary (e.g. `--threads 1,8 --kinds spin`).
-        #[arg(last = true)]
-        extra: Vec<String>,
-    },
+    /// The lock-holder-preemption benchmark (`benches/`, binary `locks`):
+    /// one virtual-time guest boot per vCPU count and `slice_ext_nsec`, and
+    /// natively when the host kernel has the feature. Writes
+    /// out/locks/guest/cpus{N}-slice{NS}/locks.{csv,png}.
+    BenchLocks(bench_locks::Args),
     /// The tail-latency study: service + noise + open-loop load, variants
     /// off / sched / locks, x noise levels x rates. Runs natively when this
     /// kernel has the slice extension, else in the guest (1 vCPU).
@@ -113,14 +100,15 @@ enum Cmd {
 }
 
 #[derive(Args, Clone)]
-struct BootArgs {
+pub(crate) struct BootArgs {
     /// vCPUs (1-8). In virtual time they take turns on one host thread, so
     /// a run costs about N times the wall time of one vCPU.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8))]
-    cpus: Option<u32>,
-    /// `rseq/slice_ext_nsec` in the guest (5000..=50000).
-    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u32).range(5000..=50000))]
-    slice_ext_nsec: u32,
+    pub(crate) cpus: Option<u32>,
+    /// `rseq/slice_ext_nsec` in the guest (5000..=50000; default 50000,
+    /// bench-locks: 5000 and 50000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(5000..=50000))]
+    pub(crate) slice_ext_nsec: Option<u32>,
     /// Extra kernel command line words (e.g. `rseq_slice_ext=off`).
     #[arg(long)]
     append: Vec<String>,
@@ -130,7 +118,7 @@ struct BootArgs {
     no_rseq_debug: bool,
     /// bench-locks: keep `rseq_debug=1` (it boots without by default).
     #[arg(long)]
-    rseq_debug_in_bench: bool,
+    pub(crate) rseq_debug_in_bench: bool,
     /// Guest memory.
     #[arg(long, default_value = "2G")]
     memory: String,
@@ -147,7 +135,7 @@ struct BootArgs {
 }
 
 impl BootArgs {
-    fn boot(&self, default_cpus: u32) -> Boot {
+    pub(crate) fn boot(&self, default_cpus: u32) -> Boot {
         let mut append = Vec::new();
         if !self.no_rseq_debug {
             append.push("rseq_debug=1".to_string());
@@ -156,7 +144,7 @@ impl BootArgs {
         Boot {
             cpus: self.cpus.unwrap_or(default_cpus),
             memory: self.memory.clone(),
-            slice_ext_nsec: self.slice_ext_nsec,
+            slice_ext_nsec: self.slice_ext_nsec.unwrap_or(50_000),
             append,
             timeout_secs: self.timeout,
             rw_dirs: Vec::new(),
@@ -170,7 +158,7 @@ impl BootArgs {
 }
 
 /// glibc's tunable that stops it registering rseq, so the crate registers.
-const NO_LIBC_RSEQ: &str = "GLIBC_TUNABLES=glibc.pthread.rseq=0";
+pub(crate) const NO_LIBC_RSEQ: &str = "GLIBC_TUNABLES=glibc.pthread.rseq=0";
 
 fn main() {
     let cli = Cli::parse();
@@ -183,13 +171,7 @@ fn main() {
         Cmd::Probe { boot } => probe(&boot),
         Cmd::BenchGuard { boot } => bench(&boot, Bench::GUARD),
         Cmd::BenchTokio { boot } => bench(&boot, Bench::TOKIO),
-        Cmd::BenchLocks {
-            boot,
-            cell_ms,
-            repeats,
-            criterion,
-            extra,
-        } => bench_locks(&boot, cell_ms, repeats, criterion, &extra),
+        Cmd::BenchLocks(args) => bench_locks::run(&args),
         Cmd::Study {
             boot,
             full,
@@ -250,10 +232,21 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             unstable_cargo().args(["test", "-p", "rseq-slice-tokio", "--no-run"]),
             |a| a["profile"]["test"].as_bool() == Some(true),
         )?);
-        let runs = |modes: &[(&str, &str)], extra_env: &str| {
+        // Binaries with tests that need the kernel: the only ones worth a
+        // run where the feature is off (legacy glibc, switched off at boot).
+        let kernel_bins: Vec<PathBuf> = bins
+            .iter()
+            .filter(|b| {
+                let stem = b.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let name = stem.rsplit_once('-').map_or(stem, |(n, _)| n);
+                matches!(name, "kernel" | "locks_kernel" | "tracing")
+            })
+            .cloned()
+            .collect();
+        let runs = |modes: &[(&str, &str, &[PathBuf])], extra_env: &str| {
             let mut script = String::from("rc=0\n");
-            for (mode, env) in modes {
-                for bin in &bins {
+            for (mode, env, bins) in modes {
+                for bin in *bins {
                     let name = bin
                         .strip_prefix(workspace_root().join("target"))
                         .unwrap_or(bin)
@@ -268,8 +261,19 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
             }
             script + "exit $rc\n"
         };
-        // The feature on: the crate's own registration, then glibc's legacy one.
-        let both = runs(&[("crate", NO_LIBC_RSEQ), ("libc-default", "")], "");
+        eprintln!(
+            "xtask: guest suite: one test binary after another, each with --test-threads=1 \
+             (tests compare the kernel's global rseq/stats counters, so they run one at a time)"
+        );
+        // The feature on: the crate's own registration (every binary), then
+        // glibc's legacy area (the kernel tests: guards must be inert).
+        let both = runs(
+            &[
+                ("crate", NO_LIBC_RSEQ, &bins),
+                ("libc-default", "", &kernel_bins),
+            ],
+            "",
+        );
         let code = guest::run(&boot.boot(2), &both)?;
         eprintln!(
             "xtask: guest suite {}",
@@ -280,7 +284,7 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
         let mut off = boot.clone();
         off.append.push("rseq_slice_ext=off".into());
         let script = runs(
-            &[("crate", NO_LIBC_RSEQ)],
+            &[("crate", NO_LIBC_RSEQ, &kernel_bins)],
             "RSEQ_SLICE_EXPECT_REASON=disabled-at-boot",
         );
         let code = guest::run(&off.boot(2), &script)?;
@@ -439,75 +443,6 @@ fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 
-fn bench_locks(
-    boot: &BootArgs,
-    cell_ms: u64,
-    repeats: usize,
-    criterion: bool,
-    extra: &[String],
-) -> Result<bool> {
-    let exe = build_locks()?;
-    let out = workspace_root().join("out/locks");
-    let guest_out = out.join("guest");
-    // The extra arguments come last: they override these (even `--out`,
-    // which must then stay under out/locks/guest, the guest's writable dir).
-    let mut args = vec![
-        format!("--cell-ms={cell_ms}"),
-        format!("--repeats={repeats}"),
-    ];
-    args.extend(extra.iter().cloned());
-    let quoted: Vec<String> = args.iter().map(|a| guest::sh_quote(a)).collect();
-    // Natively only where the host kernel has the feature (`--probe` exits 0).
-    let host_has_it = Command::new(&exe)
-        .arg("--probe")
-        .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
-        .status()?
-        .success();
-    let mut ok = true;
-    if host_has_it {
-        eprintln!("xtask: the host kernel has the feature: native run first");
-        ok &= Command::new(&exe)
-            .arg(format!("--out={}", out.join("host").display()))
-            .args(&args)
-            .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
-            .status()?
-            .success();
-    } else {
-        eprintln!(
-            "xtask: the host kernel lacks the feature (see the line above): no native run; guest only"
-        );
-    }
-    std::fs::create_dir_all(&guest_out)?;
-    let mut script = format!(
-        "env {NO_LIBC_RSEQ} {exe} --out={dir} {args}\n",
-        exe = guest_path(&exe),
-        args = quoted.join(" "),
-        dir = guest_path(&guest_out),
-    );
-    if criterion {
-        let bench = build_bench("locks")?;
-        script += &format!(
-            "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
-             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
-            b = guest_path(&bench)
-        );
-    }
-    let mut b = boot.boot(1);
-    // Measured without the kernel's protocol checks: under rseq_debug=1
-    // most grants made at a slice-expiry preemption are revoked before the
-    // section ends (spin, 8 threads: 1.04x with it, 5.3x without).
-    if !boot.rseq_debug_in_bench {
-        b.append.retain(|w| w != "rseq_debug=1");
-    }
-    eprintln!(
-        "xtask: bench-locks guest: 1 vCPU unless --cpus, slice_ext_nsec {}, kernel command line extras {:?}",
-        boot.slice_ext_nsec, b.append
-    );
-    b.rw_dirs.push(guest_out);
-    ok &= guest::run(&b, &script)? == 0;
-    Ok(ok)
-}
-
 /// A short run of the `locks` benchmark on the host (fallback there): a
 /// fraction of a second a cell, outputs to a temporary directory.
 fn locks_smoke() -> Result<bool> {
@@ -535,7 +470,7 @@ fn locks_smoke() -> Result<bool> {
     Ok(ok && files)
 }
 
-fn build_locks() -> Result<PathBuf> {
+pub(crate) fn build_locks() -> Result<PathBuf> {
     one(artifacts(
         cargo().args([
             "build",
@@ -581,7 +516,7 @@ fn build_example(name: &str) -> Result<PathBuf> {
     )?)
 }
 
-fn build_bench(name: &str) -> Result<PathBuf> {
+pub(crate) fn build_bench(name: &str) -> Result<PathBuf> {
     one(artifacts(
         cargo().args(["bench", "--no-run", "--all-features", "--bench", name]),
         |a| a["target"]["name"] == name,
@@ -627,7 +562,7 @@ fn run_checked(cmd: &mut Command) -> Result<()> {
     }
 }
 
-fn workspace_root() -> &'static Path {
+pub(crate) fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap_or(Path::new("."))

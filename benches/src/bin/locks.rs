@@ -20,6 +20,7 @@ use rseq_slice_core::{
     KernelStats, Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SliceStats, SpinMutex,
     StdMutexExt,
 };
+use rseq_slice_lab::{Conditions, median};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -29,36 +30,40 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
     args_override_self = true
 )]
 struct Cli {
-    /// Thread counts, one cell each.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16, 32, 64])]
-    threads: Vec<usize>,
+    /// Thread counts, one cell each (1-4096).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16], value_parser = clap::value_parser!(u16).range(1..=4096))]
+    threads: Vec<u16>,
     /// Lock kinds.
-    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin, Kind::ParkingLot, Kind::SpinCrate, Kind::Std])]
+    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin, Kind::ParkingLot, Kind::Std])]
     kinds: Vec<Kind>,
     /// Variants (a kind without one skips it: `std` has no adaptive).
     /// `off`, `always` and `adaptive` request while the lock is held (the
     /// spinlock: clear-and-recheck); `naive` requests from before locking
-    /// to after unlocking, waiting included.
-    #[arg(long, value_delimiter = ',', default_values_t = [Variant::Off, Variant::Always, Variant::Adaptive, Variant::Naive])]
+    /// to after unlocking, waiting included (the spinlock only, by default
+    /// of `--naive-kinds`).
+    #[arg(long, value_delimiter = ',', default_values_t = [Variant::Off, Variant::Always, Variant::Naive])]
     variants: Vec<Variant>,
-    /// Wall time of one cell, milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// The kinds that get the `naive` variant.
+    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin])]
+    naive_kinds: Vec<Kind>,
+    /// Time of one cell, milliseconds (1-600000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     cell_ms: u64,
-    /// Repetitions of the whole grid (variants alternate cell by cell).
-    #[arg(long, default_value_t = 2)]
-    repeats: usize,
-    /// Critical section, nanoseconds of wall time.
-    #[arg(long, default_value_t = 2000)]
+    /// Repetitions of the whole grid (variants alternate cell by cell; 1-100).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=100))]
+    repeats: u16,
+    /// Critical section, nanoseconds (1-10000000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     section_ns: u64,
-    /// Work between sections, nanoseconds of wall time.
-    #[arg(long, default_value_t = 1000)]
+    /// Work between sections, nanoseconds (0-10000000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     outside_ns: u64,
     /// A hold longer than this (µs) counts as a lock-holder preemption.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000_000))]
     preempted_us: u64,
     /// The adaptive variant's window (acquisitions that keep requesting after
     /// a contended one).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     window: u32,
     /// Pin every thread to this CPU (default: no pinning).
     #[arg(long)]
@@ -388,36 +393,35 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let on = rseq_slice_core::init();
-    let feature = match on {
-        Ok(r) => format!("on ({r:?})"),
-        Err(why) => format!("OFF: {why}"),
-    };
     if cli.probe {
-        println!("locks: extension {feature}");
+        match on {
+            Ok(r) => println!("locks: extension on ({r:?})"),
+            Err(why) => println!("locks: extension OFF: {why}"),
+        }
         std::process::exit(if on.is_ok() { 0 } else { 3 });
     }
+    if let Some(cpu) = cli.pin {
+        // A worker that cannot pin would leave the others at the start barrier.
+        std::thread::spawn(move || pin_to(cpu))
+            .join()
+            .map_err(|_| "pin check panicked")??;
+    }
     std::fs::create_dir_all(&cli.out)?;
-    let slice_ns = std::fs::read_to_string("/sys/kernel/debug/rseq/slice_ext_nsec")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown (no debugfs)".into());
+    let conditions = Conditions::detect();
     let clock = Clock::calibrate();
+    println!("locks: conditions: {conditions}");
     println!(
-        "locks: extension {feature}; slice_ext_nsec {slice_ns}; {} CPUs; TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        clock.ticks_per_us,
-        cli.section_ns,
-        cli.outside_ns,
-        cli.cell_ms,
-        cli.repeats,
-        cli.window
+        "locks: TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
+        clock.ticks_per_us, cli.section_ns, cli.outside_ns, cli.cell_ms, cli.repeats, cli.window
     );
     let mut plan = Vec::new();
-    for rep in 0..cli.repeats {
+    for rep in 0..usize::from(cli.repeats) {
         for &t in &cli.threads {
             for &k in &cli.kinds {
                 for &v in &cli.variants {
-                    if make(k, v, cli.window).is_some() {
-                        plan.push((rep, t, k, v));
+                    let wanted = v != Variant::Naive || cli.naive_kinds.contains(&k);
+                    if wanted && make(k, v, cli.window).is_some() {
+                        plan.push((rep, usize::from(t), k, v));
                     }
                 }
             }
@@ -431,60 +435,77 @@ fn run(cli: Cli) -> Result<()> {
                 .template("{elapsed_precise} [{bar:30}] {pos}/{len} cells, ETA {eta} {msg}")?,
         )
     };
+    // Rows go to the CSV as cells finish: an interrupted run keeps them.
+    let csv = cli.out.join("locks.csv");
+    let mut rows_out = CsvOut::create(&csv, &conditions, &cli)?;
     let mut cells = Vec::new();
     for (rep, threads, kind, variant) in plan {
         bar.set_message(format!("{kind} {variant} x{threads}"));
         let lock = make(kind, variant, cli.window).ok_or("no such lock")?;
         let mut c = run_cell(&cli, clock, lock, threads)?;
         (c.kind, c.variant, c.rep) = (kind, variant, rep);
+        rows_out.write(&c)?;
         cells.push(c);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let csv = cli.out.join("locks.csv");
-    write_csv(&csv, &cells, &slice_ns, &cli)?;
     let rows = summarize(&cells);
-    print_table(&rows, &cli);
+    print_table(&rows, &cli, &conditions);
     let png = cli.out.join("locks.png");
-    plot(&png, &rows, &cli.kinds, &slice_ns)?;
+    plot(&png, &rows, &cli.kinds, &conditions)?;
     println!("locks: wrote {} and {}", csv.display(), png.display());
     Ok(())
 }
 
-fn write_csv(path: &Path, cells: &[Cell], slice_ns: &str, cli: &Cli) -> Result<()> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
-        "kind",
-        "variant",
-        "threads",
-        "rep",
-        "secs",
-        "ops",
-        "ops_per_s",
-        "p50_ns",
-        "p99_ns",
-        "p999_ns",
-        "max_ns",
-        "preempted_holds",
-        "requested",
-        "granted",
-        "yielded",
-        "revoked",
-        "cleared",
-        "k_sgrant",
-        "k_syield",
-        "k_srevok",
-        "k_sexpir",
-        "section_ns",
-        "outside_ns",
-        "slice_ext_nsec",
-    ])?;
-    for c in cells {
+/// `locks.csv`, one row a cell, flushed as each cell ends.
+struct CsvOut {
+    w: csv::Writer<std::fs::File>,
+    fixed: Vec<String>,
+}
+
+impl CsvOut {
+    fn create(path: &Path, conditions: &Conditions, cli: &Cli) -> Result<CsvOut> {
+        let mut w = csv::Writer::from_path(path)?;
+        let cols = conditions.columns();
+        let mut header = vec![
+            "kind",
+            "variant",
+            "threads",
+            "rep",
+            "secs",
+            "ops",
+            "ops_per_s",
+            "p50_ns",
+            "p99_ns",
+            "p999_ns",
+            "max_ns",
+            "preempted_holds",
+            "requested",
+            "granted",
+            "yielded",
+            "revoked",
+            "cleared",
+            "k_sgrant",
+            "k_syield",
+            "k_srevok",
+            "k_sexpir",
+            "section_ns",
+            "outside_ns",
+        ];
+        header.extend(cols.iter().map(|(name, _)| *name));
+        w.write_record(&header)?;
+        w.flush()?;
+        let mut fixed = vec![cli.section_ns.to_string(), cli.outside_ns.to_string()];
+        fixed.extend(cols.into_iter().map(|(_, v)| v));
+        Ok(CsvOut { w, fixed })
+    }
+
+    fn write(&mut self, c: &Cell) -> Result<()> {
         let k = c
             .kernel
             .map(|k| [k.granted, k.yielded, k.revoked, k.expired]);
         let k = |i: usize| k.map_or(String::new(), |k| k[i].to_string());
-        w.write_record([
+        let mut row = vec![
             c.kind.to_string(),
             c.variant.to_string(),
             c.threads.to_string(),
@@ -506,35 +527,32 @@ fn write_csv(path: &Path, cells: &[Cell], slice_ns: &str, cli: &Cli) -> Result<(
             k(1),
             k(2),
             k(3),
-            cli.section_ns.to_string(),
-            cli.outside_ns.to_string(),
-            slice_ns.to_string(),
-        ])?;
+        ];
+        row.extend(self.fixed.iter().cloned());
+        self.w.write_record(&row)?;
+        self.w.flush()?;
+        Ok(())
     }
-    w.flush()?;
-    Ok(())
 }
 
-/// Medians over the repeats of one (kind, variant, threads).
+/// Medians over the repeats of one (kind, variant, threads), with the
+/// repeats' range of ops/s.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     ops_per_s: f64,
+    ops_min: f64,
+    ops_max: f64,
+    /// p99.9 of every repeat's acquisitions pooled.
     p999_ns: f64,
+    samples: u64,
     preempted: f64,
     granted: f64,
+    k_revoked: f64,
+    k_expired: f64,
     reps: usize,
 }
 
 type Key = (Kind, usize, Variant);
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
 
 fn summarize(cells: &[Cell]) -> BTreeMap<Key, Row> {
     let mut groups: BTreeMap<Key, Vec<&Cell>> = BTreeMap::new();
@@ -548,11 +566,22 @@ fn summarize(cells: &[Cell]) -> BTreeMap<Key, Row> {
         .into_iter()
         .map(|(k, cs)| {
             let m = |f: &dyn Fn(&Cell) -> f64| median(cs.iter().map(|c| f(c)).collect());
+            let ops = cs.iter().map(|c| c.ops_per_s());
+            let mut pooled = cs[0].hist.clone();
+            for c in &cs[1..] {
+                // Same bounds everywhere: adding cannot fail.
+                let _ = pooled.add(&c.hist);
+            }
             let row = Row {
                 ops_per_s: m(&|c| c.ops_per_s()),
-                p999_ns: m(&|c| c.q(0.999) as f64),
+                ops_min: ops.clone().fold(f64::INFINITY, f64::min),
+                ops_max: ops.fold(0.0, f64::max),
+                p999_ns: pooled.value_at_quantile(0.999) as f64,
+                samples: pooled.len(),
                 preempted: m(&|c| c.preempted as f64),
                 granted: m(&|c| c.stats.granted as f64),
+                k_revoked: m(&|c| c.kernel.map_or(f64::NAN, |k| k.revoked as f64)),
+                k_expired: m(&|c| c.kernel.map_or(f64::NAN, |k| k.expired as f64)),
                 reps: cs.len(),
             };
             (k, row)
@@ -560,13 +589,36 @@ fn summarize(cells: &[Cell]) -> BTreeMap<Key, Row> {
         .collect()
 }
 
-fn print_table(rows: &BTreeMap<Key, Row>, cli: &Cli) {
+/// A median count, or `-` where the kernel's counters were not readable.
+fn count(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn print_table(rows: &BTreeMap<Key, Row>, cli: &Cli, conditions: &Conditions) {
+    println!("\nconditions: {conditions}");
     println!(
-        "\n{:<11} {:>3} {:<9} {:>11} {:>7} {:>12} {:>7} {:>9} {:>8}",
-        "kind", "thr", "variant", "ops/s", "x off", "p99.9 µs", "x off", "preempt", "grants"
+        "{:<11} {:>4} {:<9} {:>10} {:>17} {:>7} {:>11} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7}",
+        "kind",
+        "thr",
+        "variant",
+        "ops/s",
+        "[min-max]",
+        "x off",
+        "p99.9 µs",
+        "samples",
+        "x off",
+        "preempt",
+        "grants",
+        "srevok",
+        "sexpir"
     );
     for &kind in &cli.kinds {
         for &t in &cli.threads {
+            let t = usize::from(t);
             let off = rows.get(&(kind, t, Variant::Off)).copied();
             for &v in &cli.variants {
                 let Some(r) = rows.get(&(kind, t, v)) else {
@@ -577,58 +629,52 @@ fn print_table(rows: &BTreeMap<Key, Row>, cli: &Cli) {
                         .map_or(String::from("-"), |b| format!("{:.2}", a / b))
                 };
                 println!(
-                    "{:<11} {:>3} {:<9} {:>11.0} {:>7} {:>12.1} {:>7} {:>9.0} {:>8.0}",
+                    "{:<11} {:>4} {:<9} {:>10.0} {:>17} {:>7} {:>11.1} {:>8} {:>7} {:>8.0} {:>8.0} {:>7} {:>7}",
                     kind.to_string(),
                     t,
                     v.to_string(),
                     r.ops_per_s,
+                    format!("[{:.0}-{:.0}]", r.ops_min, r.ops_max),
                     ratio(r.ops_per_s, off.map(|o| o.ops_per_s)),
                     r.p999_ns / 1000.0,
+                    r.samples,
                     ratio(r.p999_ns, off.map(|o| o.p999_ns)),
                     r.preempted,
                     r.granted,
+                    count(r.k_revoked),
+                    count(r.k_expired),
                 );
             }
         }
     }
     println!(
-        "(medians of {} repeats; preempt = holds over {} µs; grants = sections that found `granted`)",
+        "(medians of {} repeats, ops/s range over them; p99.9 of their pooled acquisitions; preempt = holds over {} µs; grants = sections that found `granted`; srevok/sexpir = the kernel's counts in the cell)",
         rows.values().map(|r| r.reps).max().unwrap_or(0),
         cli.preempted_us
     );
 }
 
-/// Registers a system sans font for labels; false when none is found
-/// (the plot is then drawn without text).
-fn font() -> bool {
-    const CANDIDATES: &[&str] = &[
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    ];
-    CANDIDATES.iter().any(|p| {
-        std::fs::read(p).is_ok_and(|bytes| {
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
-                .is_ok()
-        })
-    })
-}
-
-fn plot(path: &Path, rows: &BTreeMap<Key, Row>, kinds: &[Kind], slice_ns: &str) -> Result<()> {
+fn plot(
+    path: &Path,
+    rows: &BTreeMap<Key, Row>,
+    kinds: &[Kind],
+    conditions: &Conditions,
+) -> Result<()> {
     use plotters::prelude::*;
-    let text = font();
+    let text = rseq_slice_lab::plot::text_ok();
     let (w, h) = (800u32, 220 * kinds.len().max(1) as u32 + 30);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = if text {
         root.titled(
             &format!(
-                "one lock, T threads, {} CPU; slice_ext_nsec {slice_ns}; red off, blue always, green adaptive, black naive",
-                std::thread::available_parallelism().map_or(0, |n| n.get())
+                "one lock, T threads; {} vCPU, {}, slice_ext_nsec {}, rseq_debug {}; red off, blue always, green adaptive, black naive",
+                conditions.cpus,
+                conditions.clock,
+                conditions.slice_ext_nsec,
+                u8::from(conditions.rseq_debug)
             ),
-            ("sans-serif", 16),
+            ("sans-serif", 13),
         )?
     } else {
         root.margin(30, 0, 0, 0)

@@ -3,37 +3,12 @@
 //! without text, and a line says so.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
+use rseq_slice_lab::plot::text_ok;
 
 use crate::{Cell, Plan};
-
-const FONTS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-];
-
-/// Register a font once; false when none was found (draw without text).
-fn text_ok() -> bool {
-    static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        let env = std::env::var("STUDY_FONT").ok();
-        for p in env.iter().map(String::as_str).chain(FONTS.iter().copied()) {
-            if let Ok(bytes) = std::fs::read(p) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return true;
-                }
-            }
-        }
-        eprintln!("study: no TrueType font found (set STUDY_FONT): plots without text");
-        false
-    })
-}
 
 fn color(variant: &str) -> RGBColor {
     match variant {

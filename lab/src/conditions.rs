@@ -1,0 +1,103 @@
+//! The conditions a measurement ran under, read from the running system.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Where and how a result was measured: printed with every table and stored
+/// in every result file.
+///
+/// The clock comes from `RSEQ_SLICE_CLOCK`, which `cargo xtask` sets in its
+/// guests (`virtual (icount shift=0)` or `real (host wall clock)`); anywhere
+/// else the run is native, on real time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Conditions {
+    /// CPUs this process may run on.
+    pub cpus: usize,
+    /// Virtual (instruction-counted) or real time.
+    pub clock: String,
+    /// The kernel's clocksource (`tsc`; `hpet` makes every clock read a
+    /// system call, which ends a grant).
+    pub clocksource: String,
+    /// debugfs `rseq/slice_ext_nsec`, or `?` where debugfs is not mounted.
+    pub slice_ext_nsec: String,
+    /// Whether the kernel checks the protocol (`rseq_debug=1` on its command line).
+    pub rseq_debug: bool,
+    /// `uname -r`.
+    pub kernel: String,
+    /// Whose rseq area this thread uses, or why the extension is off.
+    pub rseq_area: String,
+}
+
+impl Conditions {
+    /// Read them now. Calls [`rseq_slice_core::init`] on this thread to
+    /// learn whose area a registered thread uses.
+    pub fn detect() -> Conditions {
+        let read = |p: &str| {
+            std::fs::read_to_string(p).map_or_else(|_| "?".to_string(), |s| s.trim().to_string())
+        };
+        let rseq_area = match rseq_slice_core::init() {
+            Ok(r) => format!("{r:?} (extension on)"),
+            Err(why) => format!("extension off: {why:?}"),
+        };
+        Conditions {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            clock: std::env::var("RSEQ_SLICE_CLOCK").unwrap_or_else(|_| "real (native)".into()),
+            clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            slice_ext_nsec: read(&format!("{}/slice_ext_nsec", DEBUGFS_RSEQ)),
+            rseq_debug: read("/proc/cmdline")
+                .split_whitespace()
+                .any(|w| w == "rseq_debug=1" || w == "rseq_debug"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            rseq_area,
+        }
+    }
+
+    /// `(column, value)` pairs, for a CSV header and rows.
+    pub fn columns(&self) -> [(&'static str, String); 7] {
+        [
+            ("cpus", self.cpus.to_string()),
+            ("clock", self.clock.clone()),
+            ("clocksource", self.clocksource.clone()),
+            ("slice_ext_nsec", self.slice_ext_nsec.clone()),
+            ("rseq_debug", u8::from(self.rseq_debug).to_string()),
+            ("kernel", self.kernel.clone()),
+            ("rseq_area", self.rseq_area.clone()),
+        ]
+    }
+}
+
+const DEBUGFS_RSEQ: &str = "/sys/kernel/debug/rseq";
+
+impl fmt::Display for Conditions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} vCPU/CPU, {} time, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            self.cpus,
+            self.clock,
+            self.clocksource,
+            self.slice_ext_nsec,
+            if self.rseq_debug { "on" } else { "off" },
+            self.kernel,
+            self.rseq_area
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detect_reads_this_machine() {
+        let c = Conditions::detect();
+        assert!(c.cpus >= 1);
+        assert!(!c.kernel.is_empty() && c.kernel != "?", "{c:?}");
+        let line = c.to_string();
+        assert!(line.contains(&c.kernel) && line.contains("time"), "{line}");
+        let cols = c.columns();
+        assert_eq!(cols[0], ("cpus", c.cpus.to_string()));
+    }
+}
