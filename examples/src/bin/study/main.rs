@@ -534,7 +534,11 @@ fn main() -> Result<()> {
         ),
     };
     let cpus = pin(plan.cpus)?;
-    let conditions = args.conditions.clone().unwrap_or_else(|| "native".into());
+    let detected = rseq_slice_lab::Conditions::detect();
+    let conditions = match &args.conditions {
+        Some(note) => format!("{note}; {detected}"),
+        None => detected.to_string(),
+    };
     eprintln!("study: {conditions}; {kernel}; pinned to CPUs {cpus:?}");
     let logs = args.out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -601,6 +605,7 @@ fn main() -> Result<()> {
     write_csv(&args.out.join("results.csv"), &cells, &runs)?;
     let json = serde_json::json!({
         "conditions": conditions,
+        "conditions_detail": detected,
         "kernel": kernel,
         "cpus": cpus,
         "plan": plan,
