@@ -14,6 +14,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::{Result, run_checked, workspace_root};
@@ -296,6 +297,18 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         Clock::Real => Some(one_guest_at_a_time()?),
         Clock::Virtual { .. } => None,
     };
+    // If the xtask dies (Ctrl-C, kill), `timeout` gets SIGTERM and passes it
+    // to its process group (the one `setsid` made): vng and qemu end too.
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
     let mut child = cmd.spawn().map_err(|e| format!("spawning vng: {e}"))?;
     let err = child.stderr.take().ok_or("no stderr pipe")?;
     let relay = std::thread::spawn(move || {
