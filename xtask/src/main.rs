@@ -58,12 +58,16 @@ enum Cmd {
     BenchGuard {
         #[command(flatten)]
         boot: BootArgs,
+        #[command(flatten)]
+        place: Place,
     },
     /// The tokio adapter's policies vs a plain runtime (criterion, built with
     /// `--cfg tokio_unstable`): on the host, then in the guest.
     BenchTokio {
         #[command(flatten)]
         boot: BootArgs,
+        #[command(flatten)]
+        place: Place,
     },
     /// The lock-holder-preemption benchmark (`benches/`, binary `locks`):
     /// one virtual-time guest boot per vCPU count and `slice_ext_nsec`, and
@@ -97,6 +101,17 @@ enum Cmd {
     },
     /// Print the guest kernel's path, building and caching one if needed.
     Kernel,
+}
+
+/// Where a criterion bench runs: both by default.
+#[derive(Args, Clone, Copy)]
+struct Place {
+    /// Only on the host (its numbers want an idle host).
+    #[arg(long, conflicts_with = "guest_only")]
+    host_only: bool,
+    /// Only in the guest (virtual time: host load does not matter).
+    #[arg(long)]
+    guest_only: bool,
 }
 
 #[derive(Args, Clone)]
@@ -169,8 +184,8 @@ fn main() {
             boot,
         } => test(!guest_only, !host_only, &boot),
         Cmd::Probe { boot } => probe(&boot),
-        Cmd::BenchGuard { boot } => bench(&boot, Bench::GUARD),
-        Cmd::BenchTokio { boot } => bench(&boot, Bench::TOKIO),
+        Cmd::BenchGuard { boot, place } => bench(&boot, &place, Bench::GUARD),
+        Cmd::BenchTokio { boot, place } => bench(&boot, &place, Bench::TOKIO),
         Cmd::BenchLocks(args) => bench_locks::run(&args),
         Cmd::Study {
             boot,
@@ -405,7 +420,7 @@ impl Bench {
     };
 }
 
-fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
+fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
     let cargo = || {
         if b.unstable {
             unstable_cargo()
@@ -413,20 +428,24 @@ fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
             cargo()
         }
     };
-    eprintln!(
-        "xtask: benches on the host ({})",
-        match rseq_slice_core::kernel_support() {
-            Ok(()) => "the kernel has the feature".to_string(),
-            Err(why) => format!("fallback: {why}"),
-        }
-    );
+    if !place.guest_only {
+        eprintln!(
+            "xtask: benches on the host ({})",
+            match rseq_slice_core::kernel_support() {
+                Ok(()) => "the kernel has the feature".to_string(),
+                Err(why) => format!("fallback: {why}"),
+            }
+        );
+    }
     let mut host = true;
     let mut script = String::from("export CARGO_TARGET_DIR=/tmp/criterion-target\nrc=0\n");
     for (package, bench) in b.benches {
-        host &= cargo()
-            .args(["bench", "-p", package, "--bench", bench])
-            .status()?
-            .success();
+        if !place.guest_only {
+            host &= cargo()
+                .args(["bench", "-p", package, "--bench", bench])
+                .status()?
+                .success();
+        }
         let exe = guest_path(&one(artifacts(
             cargo().args(["bench", "-p", package, "--no-run", "--bench", bench]),
             |a| a["target"]["name"] == *bench,
@@ -437,6 +456,9 @@ fn bench(boot: &BootArgs, b: Bench) -> Result<bool> {
         );
     }
     script += "exit $rc\n";
+    if place.host_only {
+        return Ok(host);
+    }
     Ok(host && guest::run(&boot.boot(1), &script)? == 0)
 }
 
