@@ -13,8 +13,8 @@
 //! - The guest sees the host's root read-only, host environment not passed.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::{Result, run_checked, workspace_root};
