@@ -6,6 +6,10 @@
 //! completion time minus the *intended* send time, so a stalled server shows
 //! up in full. Requests still unanswered at the deadline are recorded with
 //! their age at the deadline. Prints (or writes) a JSON summary.
+//!
+//! `--closed` measures capacity instead: every connection sends its next
+//! request as soon as the previous answer arrives, and the report's
+//! `throughput` is the completed requests per second after the warm-up.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
+use rseq_slice_examples::cli;
 use rseq_slice_examples::report::{LoadReport, summarize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -25,24 +30,35 @@ struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
-    /// Requests per second.
-    #[arg(long, default_value_t = 500.0)]
+    /// Requests per second (open loop).
+    #[arg(long, default_value_t = 500.0, value_parser = cli::rate)]
     rate: f64,
+    /// Closed loop: each connection sends back-to-back; measures capacity
+    /// (`--rate` is ignored).
+    #[arg(long)]
+    closed: bool,
     /// Seconds of load, warm-up included.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = cli::secs)]
     duration: f64,
     /// Seconds at the start not recorded.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = cli::secs0)]
     warmup: f64,
     /// Keep-alive connections.
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    connections: u16,
     /// Seconds to wait for the last responses.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = cli::secs0)]
     grace: f64,
     /// Distinct keys requested.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Request path; `{key}` becomes a key in `0..keys`.
+    #[arg(long, default_value = "/item/{key}")]
+    path: String,
+    /// Path of the service's counters (JSON), fetched at the end; a failure
+    /// leaves them null.
+    #[arg(long, default_value = "/metrics")]
+    metrics_path: String,
     /// Write the JSON summary here instead of stdout.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -102,13 +118,20 @@ async fn fetch(addr: &str, path: &str) -> Result<String> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if !(args.rate > 0.0 && args.duration > 0.0) {
-        bail!("--rate and --duration must be positive");
+    if !args.path.starts_with('/') {
+        bail!("--path must start with '/': {:?}", args.path);
+    }
+    if (args.rate * args.duration) > 1e9 {
+        bail!("--rate x --duration is over 1e9 requests");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(run(&args))?;
+    let report = if args.closed {
+        rt.block_on(closed(&args))?
+    } else {
+        rt.block_on(run(&args))?
+    };
     let json = serde_json::to_string_pretty(&report)?;
     match &args.out {
         Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
@@ -117,12 +140,90 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+fn path_for(args: &Args, i: u64) -> String {
+    let key = rseq_slice_examples::state::mix(i, 2) % args.keys;
+    args.path.replace("{key}", &key.to_string())
+}
+
+async fn service_metrics(args: &Args) -> serde_json::Value {
+    fetch(&args.addr, &args.metrics_path)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Closed loop: every connection back-to-back until the end; latency is
+/// from send to answer.
+async fn closed(args: &Args) -> Result<LoadReport> {
+    let start = Instant::now();
+    let warm = start + Duration::from_secs_f64(args.warmup.min(args.duration));
+    let end = start + Duration::from_secs_f64(args.duration);
+    let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
+    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..u64::from(args.connections) {
+        let mut c = connect(&args.addr).await?;
+        let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
+        let addr = args.addr.clone();
+        let paths: Vec<String> = (0..64).map(|j| path_for(args, k * 64 + j)).collect();
+        tasks.spawn(async move {
+            let mut line = String::new();
+            let mut j = 0usize;
+            while Instant::now() < end {
+                let sent = Instant::now();
+                j = (j + 1) % paths.len();
+                match exchange(&mut c, &paths[j], &mut line).await {
+                    Ok(_) if sent >= warm => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        let us = (sent.elapsed().as_micros() as u64).max(1);
+                        if let Ok(mut h) = hist.lock() {
+                            h.saturating_record(us);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        match connect(&addr).await {
+                            Ok(n) => c = n,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let all = async { while tasks.join_next().await.is_some() {} };
+    let limit = end + Duration::from_secs_f64(args.grace);
+    let _ = tokio::time::timeout_at(limit.into(), all).await;
+    tasks.abort_all();
+    let service = service_metrics(args).await;
+    let h = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    let measured = (args.duration - args.warmup.min(args.duration)).max(1e-3);
+    let n = ok.load(Ordering::Relaxed);
+    let mut r = summarize(
+        &h,
+        n as f64 / measured,
+        args.duration,
+        n,
+        n,
+        errors.load(Ordering::Relaxed),
+        0,
+        measured,
+        service,
+    );
+    r.mode = "closed".into();
+    Ok(r)
+}
+
 async fn run(args: &Args) -> Result<LoadReport> {
     let total = (args.rate * args.duration).round() as u64;
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let warm = Duration::from_secs_f64(args.warmup.min(args.duration));
     let mut conns = Vec::new();
-    for _ in 0..args.connections.max(1) {
+    for _ in 0..args.connections {
         conns.push(connect(&args.addr).await?);
     }
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
@@ -148,14 +249,14 @@ async fn run(args: &Args) -> Result<LoadReport> {
     for mut c in conns {
         let (rx, hist, done, errors) = (rx.clone(), hist.clone(), done.clone(), errors.clone());
         let addr = args.addr.clone();
-        let keys = args.keys.max(1);
+        let (template, keys) = (args.path.clone(), args.keys);
         tasks.spawn(async move {
             let mut line = String::new();
             loop {
                 let job = rx.lock().await.recv().await;
                 let Some((i, at)) = job else { break };
                 let key = rseq_slice_examples::state::mix(i, 2) % keys;
-                let path = format!("/item/{key}");
+                let path = template.replace("{key}", &key.to_string());
                 match exchange(&mut c, &path, &mut line).await {
                     Ok(_) => {
                         let lat = at.elapsed();
@@ -185,11 +286,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
     tasks.abort_all();
     drop(rx);
     let _ = pacer.join();
-    let service = fetch(&args.addr, "/metrics")
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_str(&b).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let service = service_metrics(args).await;
     // Unanswered requests count, with their age at the deadline.
     let mut missing = 0u64;
     let mut h = hist
