@@ -14,13 +14,13 @@ fn float(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A rate in requests per second: `> 0` and at most 10 million.
+/// A rate in requests per second: from 0.001 to 10 million.
 pub fn rate(s: &str) -> Result<f64, String> {
     let x = float(s)?;
-    if x > 0.0 && x <= 1e7 {
+    if (0.001..=1e7).contains(&x) {
         Ok(x)
     } else {
-        Err(format!("{x} is not in (0, 1e7] req/s"))
+        Err(format!("{x} is not in [0.001, 1e7] req/s"))
     }
 }
 
@@ -44,13 +44,13 @@ pub fn secs0(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A load as a fraction of capacity: `> 0` and at most 2.
+/// A load as a fraction of capacity: from 0.01 to 2.
 pub fn load(s: &str) -> Result<f64, String> {
     let x = float(s)?;
-    if x > 0.0 && x <= 2.0 {
+    if (0.01..=2.0).contains(&x) {
         Ok(x)
     } else {
-        Err(format!("{x} is not in (0, 2] (a fraction of capacity)"))
+        Err(format!("{x} is not in [0.01, 2] (a fraction of capacity)"))
     }
 }
 

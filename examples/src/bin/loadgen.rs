@@ -121,8 +121,8 @@ fn main() -> Result<()> {
     if !args.path.starts_with('/') {
         bail!("--path must start with '/': {:?}", args.path);
     }
-    if (args.rate * args.duration) > 1e9 {
-        bail!("--rate x --duration is over 1e9 requests");
+    if args.rate * args.duration > 1e8 {
+        bail!("--rate x --duration is over 1e8 requests");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

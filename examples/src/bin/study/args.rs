@@ -138,9 +138,9 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) resume: bool,
     /// Your service's command (run with `sh -c`) instead of the bundled one:
-    /// `{variant}` and `{port}` are substituted, and the environment has
-    /// RSEQ_SLICE_STUDY_VARIANT and PORT. It listens on PORT on 127.0.0.1
-    /// or prints `listening <port>`.
+    /// `{variant}` and `{port}` (and `{workers}`, `{lock}`, `{hold_us}`) are
+    /// substituted, and the environment has RSEQ_SLICE_STUDY_VARIANT and
+    /// PORT. It listens on PORT on 127.0.0.1 or prints `listening <port>`.
     #[arg(long)]
     pub(crate) service: Option<String>,
     /// What loadgen requests (`{key}` becomes a key).

@@ -167,9 +167,11 @@ impl Plan {
     }
 
     /// Seconds of load for a run at `rate`: enough for `samples` after the
-    /// warm-up, and at least `min_secs`.
+    /// warm-up, and at least `min_secs` (at most a day).
     pub(crate) fn duration(&self, rate: f64) -> f64 {
-        (self.samples as f64 / rate + self.warmup).max(self.min_secs)
+        (self.samples as f64 / rate + self.warmup)
+            .max(self.min_secs)
+            .min(86_400.0)
     }
 
     /// Every run, repeat by repeat (so an interrupted matrix has whole

@@ -117,7 +117,10 @@ pub(crate) fn stage(
         Some(template) => {
             let line = template
                 .replace("{variant}", variant)
-                .replace("{port}", &port.to_string());
+                .replace("{port}", &port.to_string())
+                .replace("{workers}", &config.workers.to_string())
+                .replace("{lock}", &config.lock)
+                .replace("{hold_us}", &config.hold_us.to_string());
             let mut c = Command::new("sh");
             c.args(["-c", &format!("exec {line}")]);
             c
