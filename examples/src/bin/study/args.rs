@@ -98,7 +98,10 @@ pub(crate) struct Args {
     /// Seconds at the start of each run not recorded.
     #[arg(long, default_value_t = 0.5, value_parser = cli::secs0)]
     pub(crate) warmup: f64,
-    /// Seconds of closed-loop load that measure a configuration's capacity.
+    /// Capacity from the closed loop alone (no open-loop check at that rate).
+    #[arg(long)]
+    pub(crate) closed_only: bool,
+    /// Seconds of each calibration load (closed loop, then the open-loop check).
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
     /// Bootstrap resamples per interval.

@@ -57,7 +57,7 @@ fn write_all(out: &Path, records: &[Record], resamples: usize, seed: u64) -> Res
         "conditions": conditions,
         "conditions_detail": first.conditions_detail,
         "service": first.service,
-        "note": "loads are fractions of each configuration's capacity, measured closed-loop with the off variant; every variant of a configuration gets the same absolute rates",
+        "note": "loads are fractions of each configuration's capacity, measured with the off variant (closed loop, then open loop at that rate unless --closed-only); every variant of a configuration gets the same absolute rates",
         "calibrations": calibrations,
         "bootstrap": { "resamples": resamples, "seed": seed, "level": 0.95 },
         "cells": cells,
@@ -157,7 +157,7 @@ fn main() -> Result<()> {
         service: args.service.clone().unwrap_or_else(|| "bundled".into()),
     };
     let started = std::time::Instant::now();
-    matrix::run(&ctx, &meta, &mut st, &previous)?;
+    matrix::run(&ctx, &meta, &mut st, &previous, !args.closed_only)?;
     eprintln!(
         "study: matrix done in {:.0} s",
         started.elapsed().as_secs_f64()

@@ -29,12 +29,13 @@ fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Ce
         key,
         config: config.clone(),
         cell,
-        rate: f64::NAN,
+        rate: 0.0,
         capacity: None,
         duration: 0.0,
         ok: false,
         error: None,
         report: None,
+        check: None,
         kernel: None,
         kernel_error: None,
         conditions: meta.conditions.clone(),
@@ -53,7 +54,13 @@ fn finish(store: &mut Store, mut r: Record) -> Result<Record> {
 }
 
 /// Run what `previous` (runs.jsonl, when resuming) does not hold yet.
-pub(crate) fn run(ctx: &Ctx, meta: &Meta, store: &mut Store, previous: &[Record]) -> Result<()> {
+pub(crate) fn run(
+    ctx: &Ctx,
+    meta: &Meta,
+    store: &mut Store,
+    previous: &[Record],
+    check: bool,
+) -> Result<()> {
     let done: HashSet<&str> = latest_ok(previous).iter().map(|r| r.key.as_str()).collect();
     let mut capacity: HashMap<String, Result<f64, String>> = latest_ok(previous)
         .iter()
@@ -99,11 +106,21 @@ pub(crate) fn run(ctx: &Ctx, meta: &Meta, store: &mut Store, previous: &[Record]
             }
             let mut r = record(meta, "calibration", key, &cell.config, None);
             r.duration = ctx.plan.calibrate_secs;
-            match calibrate::capacity(ctx, &cell.config, &tag) {
-                Ok((c, rep)) => {
-                    eprintln!("study: capacity of {}: {c:.0} req/s", cell.config.label());
-                    (r.rate, r.ok, r.report) = (c, true, Some(rep));
-                    capacity.insert(ck.clone(), Ok(c));
+            match calibrate::capacity(ctx, &cell.config, &tag, check) {
+                Ok(cap) => {
+                    eprintln!(
+                        "study: capacity of {}: {:.0} req/s (closed loop {:.0}{})",
+                        cell.config.label(),
+                        cap.rate,
+                        cap.closed.throughput,
+                        cap.open.as_ref().map_or(String::new(), |o| format!(
+                            ", open loop at that rate {:.0}",
+                            o.throughput
+                        ))
+                    );
+                    (r.rate, r.ok) = (cap.rate, true);
+                    (r.report, r.check) = (Some(cap.closed), cap.open);
+                    capacity.insert(ck.clone(), Ok(cap.rate));
                 }
                 Err(e) => {
                     eprintln!("study: calibration failed: {e:#}");

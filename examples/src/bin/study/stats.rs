@@ -50,6 +50,17 @@ pub(crate) struct Summary {
     pub(crate) preempted_holds: f64,
     pub(crate) errors: u64,
     pub(crate) missing: u64,
+    /// Runs that did not keep up with their offered rate (throughput under
+    /// 97 % of it, or answers missing at the end): the load generator or
+    /// the service was saturated, and latencies include queueing.
+    pub(crate) overloaded: usize,
+}
+
+/// Whether a run fell behind its offered rate (see [`Summary::overloaded`]).
+pub(crate) fn overloaded(r: &Record) -> bool {
+    r.report
+        .as_ref()
+        .is_some_and(|p| p.throughput < 0.97 * r.rate || p.missing > 0)
 }
 
 fn fnv(s: &str) -> u64 {
@@ -168,6 +179,7 @@ pub(crate) fn summarize(runs: &[&Record], resamples: usize, seed: u64) -> Vec<Su
             preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
             errors: rep_field(&|p| p.errors),
             missing: rep_field(&|p| p.missing),
+            overloaded: rs.iter().filter(|r| overloaded(r)).count(),
         });
     }
     let ests: HashMap<_, [f64; 3]> = keys

@@ -41,6 +41,9 @@ pub(crate) struct Record {
     pub(crate) error: Option<String>,
     /// loadgen's report: latencies, the histogram, the service's counters.
     pub(crate) report: Option<LoadReport>,
+    /// A calibration's open-loop check at the closed-loop rate.
+    #[serde(default)]
+    pub(crate) check: Option<LoadReport>,
     /// debugfs `rseq/stats` deltas, or why there are none.
     pub(crate) kernel: Option<Kernel>,
     pub(crate) kernel_error: Option<String>,

@@ -73,7 +73,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
         if let Some((_, cap)) = calibrations.iter().find(|(c, _)| c == config) {
             let _ = write!(
                 t,
-                ": capacity {cap:.0} req/s (closed loop, `off`; every variant gets the same absolute rates)"
+                ": capacity {cap:.0} req/s (calibrated with `off`; every variant gets the same absolute rates)"
             );
         }
         t += "\n\n| load | rate req/s | variant | runs | samples | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
@@ -86,13 +86,18 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             let lw = s.lock_wait_ns.map(|x| f(x, 0)).join("/");
             let _ = writeln!(
                 t,
-                "| {} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {kernel} | {lw} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {:.0}{} | {} | {} | {} | {} | {} | {} | {} | {kernel} | {lw} | {} |",
                 level(s),
                 s.rate,
                 s.variant,
                 s.runs,
                 s.samples,
                 s.throughput,
+                if s.overloaded > 0 {
+                    format!(" ({} overloaded)", s.overloaded)
+                } else {
+                    String::new()
+                },
                 ci_us(s.q[0]),
                 ci_us(s.q[1]),
                 ci_us(s.q[2]),
@@ -104,7 +109,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             );
         }
     }
-    t += "\nIntervals: bootstrap 95 % over the pooled requests of a cell's runs; ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 (significant).\n";
+    t += "\nIntervals: bootstrap 95 % over the pooled requests of a cell's runs; ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 (significant). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
     t
 }
 
@@ -120,7 +125,7 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
     for q in ["p50", "p99", "p999"] {
         let _ = write!(head, ",{q}_ratio,{q}_ratio_lo,{q}_ratio_hi,{q}_significant");
     }
-    head += ",p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing";
+    head += ",p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing,overloaded_runs";
     writeln!(w, "{head}")?;
     for s in cells {
         let c = &s.config;
@@ -178,6 +183,14 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
     Ok(())
 }
 
+fn json(v: &serde_json::Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        v.to_string()
+    }
+}
+
 fn csv_text(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -206,7 +219,7 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
         });
         writeln!(
             w,
-            "{},{},{},{},{},{level},{variant},{repeat},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{k},{},{},{}",
+            "{},{},{},{},{},{level},{variant},{repeat},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{k},{},{},{}",
             r.kind,
             c.noise,
             c.lock,
@@ -216,6 +229,7 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
             r.capacity.map_or(String::new(), |x| x.to_string()),
             r.duration,
             r.ok,
+            r.kind == "run" && crate::stats::overloaded(r),
             g(&|p| p.throughput.to_string()),
             g(&|p| p.p50.to_string()),
             g(&|p| p.p90.to_string()),
@@ -225,9 +239,9 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
             g(&|p| p.errors.to_string()),
             g(&|p| p.missing.to_string()),
             g(&|p| p.scheduled.to_string()),
-            g(&|p| p.service["slice_granted"].to_string()),
-            g(&|p| p.service["lock_wait_ns"]["p99"].to_string()),
-            g(&|p| p.service["preempted_holds"].to_string()),
+            g(&|p| json(&p.service["slice_granted"])),
+            g(&|p| json(&p.service["lock_wait_ns"]["p99"])),
+            g(&|p| json(&p.service["preempted_holds"])),
             csv_text(r.error.as_deref().unwrap_or(""))
         )?;
     }
