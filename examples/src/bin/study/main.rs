@@ -156,6 +156,9 @@ fn main() -> Result<()> {
         detail: serde_json::to_value(&detected)?,
         service: args.service.clone().unwrap_or_else(|| "bundled".into()),
     };
+    if ctx.service.is_some() {
+        run::kill_group_on_interrupt();
+    }
     let started = std::time::Instant::now();
     matrix::run(&ctx, &meta, &mut st, &previous, !args.closed_only)?;
     eprintln!(

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,36 @@ pub(crate) struct Ctx {
     pub(crate) metrics_path: String,
 }
 
+/// The process group of the running `--service` command (0: none), for the
+/// signal handler.
+static GROUP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn interrupted(sig: libc::c_int) {
+    let g = GROUP.load(Ordering::SeqCst);
+    // SAFETY: kill(2) and _exit(2) are async-signal-safe; an atomic load is
+    // the only other thing this handler does.
+    unsafe {
+        if g > 0 {
+            libc::kill(-g, libc::SIGKILL);
+        }
+        libc::_exit(128 + sig);
+    }
+}
+
+/// On SIGINT and SIGTERM, kill the `--service` command's process group
+/// (its processes do not die with the study on their own: only its first
+/// process has a parent-death signal), then exit. Other children die with
+/// the study (`PR_SET_PDEATHSIG`); runs.jsonl holds every finished run.
+pub(crate) fn kill_group_on_interrupt() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only does async-signal-safe work;
+        // the function pointer has the signature signal(2) expects.
+        unsafe {
+            libc::signal(sig, interrupted as *const () as libc::sighandler_t);
+        }
+    }
+}
+
 /// A child that is killed when dropped, with its process group if it
 /// leads one (a `--service` command and whatever it started).
 #[derive(Debug)]
@@ -41,6 +72,7 @@ impl Drop for Kid {
         if self.1
             && let Ok(pid) = i32::try_from(self.0.id())
         {
+            GROUP.store(0, Ordering::SeqCst);
             // SAFETY: kill(2) with a negative pid signals that process
             // group; no memory is involved.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
@@ -67,10 +99,11 @@ fn spawn_as(cmd: &mut Command, what: &str, group: bool) -> Result<Kid> {
             Ok(())
         });
     }
-    Ok(Kid(
-        cmd.spawn().with_context(|| format!("spawning {what}"))?,
-        group,
-    ))
+    let child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
+    if group && let Ok(pid) = i32::try_from(child.id()) {
+        GROUP.store(pid, Ordering::SeqCst);
+    }
+    Ok(Kid(child, group))
 }
 
 fn log(logs: &Path, tag: &str, name: &str) -> Result<std::fs::File> {
@@ -122,7 +155,7 @@ pub(crate) fn stage(
                 .replace("{lock}", &config.lock)
                 .replace("{hold_us}", &config.hold_us.to_string());
             let mut c = Command::new("sh");
-            c.args(["-c", &format!("exec {line}")]);
+            c.args(["-c", &line]);
             c
         }
         None => {
