@@ -200,3 +200,62 @@ impl Plan {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn plan(args: &[&str]) -> Plan {
+        let a = Args::try_parse_from(std::iter::once("study").chain(args.iter().copied())).unwrap();
+        Plan::new(&a, 2)
+    }
+
+    #[test]
+    fn default_matrix_alternates_variants_with_unique_keys() {
+        let p = plan(&[]);
+        assert_eq!(
+            (p.configs.len(), p.levels.len(), p.variants.len()),
+            (1, 4, 3)
+        );
+        assert_eq!(p.configs[0].workers, 2);
+        let order = p.order();
+        assert_eq!(order.len(), 36);
+        let keys: std::collections::HashSet<String> = order.iter().map(Cell::key).collect();
+        assert_eq!(keys.len(), 36);
+        for group in order.chunks(3) {
+            let v: std::collections::HashSet<&str> =
+                group.iter().map(|c| c.variant.as_str()).collect();
+            assert_eq!(v.len(), 3);
+        }
+        assert_ne!(
+            order[0].variant, order[3].variant,
+            "the first variant rotates"
+        );
+        assert_eq!(p.duration(1000.0), 20.5);
+        assert_eq!(p.duration(1e6), 5.0);
+    }
+
+    #[test]
+    fn full_varies_one_axis_at_a_time_and_lists_cross() {
+        let p = plan(&["--full"]);
+        assert_eq!(p.configs.len(), 4 + 2 + 2 + 1);
+        assert_eq!(p.variants, ["off", "sched", "polls", "locks"]);
+        let p = plan(&[
+            "--noise",
+            "quiet,both",
+            "--hold-us",
+            "1,20",
+            "--rates",
+            "100",
+        ]);
+        assert_eq!((p.configs.len(), p.absolute), (4, true));
+        assert!(p.order()[0].key().contains("rate=100"));
+        let s = plan(&["--smoke"]);
+        assert_eq!(
+            (s.configs.len(), s.levels.as_slice(), s.repeats),
+            (2, &[0.5][..], 1)
+        );
+    }
+}

@@ -199,3 +199,54 @@ pub(crate) fn summarize(runs: &[&Record], resamples: usize, seed: u64) -> Vec<Su
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use rseq_slice_examples::report::summarize as report;
+
+    use super::*;
+    use crate::plan::Cell;
+    use crate::store::tests::record;
+
+    fn run(variant: &str, repeat: u32, scale: u64) -> Record {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for i in 0..5_000u64 {
+            h.record(scale * (100 + i % 1000)).unwrap();
+        }
+        let mut r = record(&format!("{variant}{repeat}"), true);
+        r.cell = Some(Cell {
+            config: r.config.clone(),
+            level: 0.5,
+            absolute: false,
+            variant: variant.into(),
+            repeat,
+        });
+        let svc = serde_json::json!({"slice_granted": 50, "lock_wait_ns": {"p99": 7}});
+        r.report = Some(report(&h, 100.0, 60.0, 5_000, 5_000, 0, 0, 50.0, svc));
+        r
+    }
+
+    #[test]
+    fn ratios_to_off_and_their_significance() {
+        let rs: Vec<Record> = (0..3)
+            .flat_map(|k| [run("off", k, 1), run("sched", k, 1), run("locks", k, 2)])
+            .collect();
+        let refs: Vec<&Record> = rs.iter().collect();
+        let cells = summarize(&refs, 300, 1);
+        assert_eq!(cells.len(), 3);
+        let off = &cells[0];
+        assert!(off.ratio.is_none() && off.runs == 3 && off.samples == 15_000);
+        assert!(off.q[0].lo <= off.q[0].est && off.q[0].est <= off.q[0].hi);
+        let same = cells[1].ratio.unwrap();
+        assert!(same.iter().all(|c| !c.excludes(1.0)), "{same:?}");
+        let double = cells[2].ratio.unwrap();
+        assert!(
+            double
+                .iter()
+                .all(|c| c.excludes(1.0) && (c.est - 2.0).abs() < 0.05),
+            "{double:?}"
+        );
+        assert_eq!((off.grants_per_1k, off.lock_wait_ns[1]), (10.0, 7.0));
+        assert!(off.kernel_per_1k.is_none() && off.overloaded == 0);
+    }
+}

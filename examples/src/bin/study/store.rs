@@ -134,3 +134,61 @@ pub(crate) fn latest_ok(records: &[Record]) -> Vec<&Record> {
     idx.sort_unstable();
     idx.into_iter().map(|i| &records[i]).collect()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A record for tests.
+    pub(crate) fn record(key: &str, ok: bool) -> Record {
+        Record {
+            kind: "run".into(),
+            key: key.into(),
+            config: Config {
+                noise: "quiet".into(),
+                lock: "parking".into(),
+                hold_us: 5,
+                workers: 2,
+            },
+            cell: None,
+            rate: 100.0,
+            capacity: None,
+            duration: 1.0,
+            ok,
+            error: (!ok).then(|| "boom".into()),
+            report: None,
+            check: None,
+            kernel: None,
+            kernel_error: Some("no debugfs".into()),
+            conditions: "test".into(),
+            conditions_detail: serde_json::Value::Null,
+            service: "bundled".into(),
+            finished: 0,
+        }
+    }
+
+    #[test]
+    fn appends_survive_a_cut_line_and_resume_keeps_the_file() {
+        let dir = std::env::temp_dir().join(format!("rseq-slice-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = Store::open(&dir, false).unwrap();
+        s.append(&record("a", false)).unwrap();
+        s.append(&record("a", true)).unwrap();
+        s.append(&record("b", true)).unwrap();
+        drop(s);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("runs.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"kind\":\"run\",\"key\":\"c\"").unwrap();
+        let all = load(&dir).unwrap();
+        assert_eq!(all.len(), 3);
+        let ok: Vec<&str> = latest_ok(&all).iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(ok, ["a", "b"]);
+        drop(Store::open(&dir, true).unwrap());
+        assert_eq!(load(&dir).unwrap().len(), 3);
+        drop(Store::open(&dir, false).unwrap());
+        assert!(load(&dir).unwrap().is_empty() && dir.join("runs.jsonl.prev").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
