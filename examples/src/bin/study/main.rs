@@ -5,8 +5,8 @@
 //! `runs.jsonl` as it ends; the tables, CSVs, JSON and plots are rebuilt
 //! from that file alone. See `docs/study.md`.
 //!
-//! Modules: [`args`] (flags), [`plan`] (the matrix), [`run`] (one run's
-//! processes), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
+//! Modules: [`args`] (flags), [`plan`] (the matrix), [`procs`] (child
+//! processes, CPUs), [`run`] (one run), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
 //! (runs.jsonl), [`stats`] (pooling, bootstrap intervals), [`table`] and
 //! [`plot`] (outputs).
 
@@ -15,6 +15,7 @@ mod calibrate;
 mod matrix;
 mod plan;
 mod plot;
+mod procs;
 mod run;
 mod stats;
 mod store;
@@ -114,7 +115,7 @@ fn main() -> Result<()> {
             "the slice extension is NOT available here ({e}): every variant runs the fallback"
         ),
     };
-    let cpus = run::pin(usize::from(args.cpus))?;
+    let cpus = procs::pin(usize::from(args.cpus))?;
     let plan = Plan::new(&args, cpus.len());
     let detected = rseq_slice_lab::Conditions::detect();
     let conditions = match &args.conditions {
@@ -157,7 +158,7 @@ fn main() -> Result<()> {
         service: args.service.clone().unwrap_or_else(|| "bundled".into()),
     };
     if ctx.service.is_some() {
-        run::kill_group_on_interrupt();
+        procs::kill_group_on_interrupt();
     }
     let started = std::time::Instant::now();
     matrix::run(&ctx, &meta, &mut st, &previous, !args.closed_only)?;

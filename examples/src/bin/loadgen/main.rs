@@ -15,14 +15,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod closed;
+mod http;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use rseq_slice_examples::cli;
 use rseq_slice_examples::report::{LoadReport, summarize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+use crate::http::{connect, exchange, fetch};
 
 #[derive(Parser, Debug)]
 #[command(about = "Open-loop load generator (constant rate, HDR histogram)")]
@@ -66,56 +69,6 @@ struct Args {
 
 type Hist = Arc<Mutex<Histogram<u64>>>;
 
-async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
-    let s = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    s.set_nodelay(true)?;
-    Ok(BufReader::new(s))
-}
-
-/// One request/response on a keep-alive connection; returns the body length.
-async fn exchange(c: &mut BufReader<TcpStream>, path: &str, line: &mut String) -> Result<usize> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    line.clear();
-    c.read_line(line).await?;
-    if !line.starts_with("HTTP/1.1 200") {
-        bail!("bad status line {line:?}");
-    }
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        if c.read_line(line).await? == 0 {
-            bail!("connection closed in headers");
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().context("content-length")?;
-        }
-    }
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).await?;
-    Ok(len)
-}
-
-async fn fetch(addr: &str, path: &str) -> Result<String> {
-    let mut c = connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    let mut all = String::new();
-    c.read_to_string(&mut all).await?;
-    Ok(all
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.path.starts_with('/') {
@@ -128,7 +81,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let report = if args.closed {
-        rt.block_on(closed(&args))?
+        rt.block_on(closed::closed(&args))?
     } else {
         rt.block_on(run(&args))?
     };
@@ -151,71 +104,6 @@ async fn service_metrics(args: &Args) -> serde_json::Value {
         .ok()
         .and_then(|b| serde_json::from_str(&b).ok())
         .unwrap_or(serde_json::Value::Null)
-}
-
-/// Closed loop: every connection back-to-back until the end; latency is
-/// from send to answer.
-async fn closed(args: &Args) -> Result<LoadReport> {
-    let start = Instant::now();
-    let warm = start + Duration::from_secs_f64(args.warmup.min(args.duration));
-    let end = start + Duration::from_secs_f64(args.duration);
-    let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
-    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..u64::from(args.connections) {
-        let mut c = connect(&args.addr).await?;
-        let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
-        let addr = args.addr.clone();
-        let paths: Vec<String> = (0..64).map(|j| path_for(args, k * 64 + j)).collect();
-        tasks.spawn(async move {
-            let mut line = String::new();
-            let mut j = 0usize;
-            while Instant::now() < end {
-                let sent = Instant::now();
-                j = (j + 1) % paths.len();
-                match exchange(&mut c, &paths[j], &mut line).await {
-                    Ok(_) if sent >= warm => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        let us = (sent.elapsed().as_micros() as u64).max(1);
-                        if let Ok(mut h) = hist.lock() {
-                            h.saturating_record(us);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        match connect(&addr).await {
-                            Ok(n) => c = n,
-                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                        }
-                    }
-                }
-            }
-        });
-    }
-    let all = async { while tasks.join_next().await.is_some() {} };
-    let limit = end + Duration::from_secs_f64(args.grace);
-    let _ = tokio::time::timeout_at(limit.into(), all).await;
-    tasks.abort_all();
-    let service = service_metrics(args).await;
-    let h = hist
-        .lock()
-        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
-    let measured = (args.duration - args.warmup.min(args.duration)).max(1e-3);
-    let n = ok.load(Ordering::Relaxed);
-    let mut r = summarize(
-        &h,
-        n as f64 / measured,
-        args.duration,
-        n,
-        n,
-        errors.load(Ordering::Relaxed),
-        0,
-        measured,
-        service,
-    );
-    r.mode = "closed".into();
-    Ok(r)
 }
 
 async fn run(args: &Args) -> Result<LoadReport> {
