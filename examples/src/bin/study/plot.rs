@@ -50,10 +50,12 @@ fn bounds(vals: impl Iterator<Item = f64>) -> (f64, f64) {
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if hi <= 0.0 {
-        (1.0, 10.0)
-    } else {
-        (lo / 1.5, hi * 1.5)
+        return (1.0, 10.0);
     }
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    // A log axis gets labels only where a power of ten lies inside it.
+    let decade = 10f64.powf(hi.log10().floor());
+    (if decade > lo { lo } else { decade }, hi)
 }
 
 /// Latency by percentile (log axes), one panel per configuration (rows) and
