@@ -86,8 +86,9 @@ async fn metrics_handler(AxState(app): AxState<App>) -> String {
         }
         None => (Default::default(), "off".into()),
     };
-    // The lock holds' own counters are the threads' (the runtime's metrics
-    // count its sections); a `locks` run's grants include both.
+    // SliceMetrics holds each worker's thread counters as of its last park:
+    // every section on that thread (scheduler sections, task polls,
+    // slice_critical, lock holds), not the runtime's sections only.
     let mut v = lockstats::snapshot();
     let extra = serde_json::json!({
         "requests": app.state.requests(),
