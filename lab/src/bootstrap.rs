@@ -100,8 +100,15 @@ impl Weighted {
         self.at(rank(q, self.len()) as f64 / self.len() as f64)
     }
 
+    /// From sorted distinct values and cumulative counts (zero counts
+    /// allowed: `cum` need only be non-decreasing).
+    pub(crate) fn from_cum(values: Vec<f64>, cum: Vec<u64>) -> Weighted {
+        debug_assert_eq!(values.len(), cum.len());
+        Weighted { values, cum }
+    }
+
     /// The value at rank `ceil(u * n)` (`u` in `0..=1`).
-    fn at(&self, u: f64) -> f64 {
+    pub(crate) fn at(&self, u: f64) -> f64 {
         let n = self.len();
         let rank = ((u.clamp(0.0, 1.0) * n as f64).ceil() as u64).clamp(1, n);
         let i = self.cum.partition_point(|&c| c < rank);
@@ -112,19 +119,25 @@ impl Weighted {
     /// `out[j][r]` is quantile `qs[j]` of resample `r` (NaN when empty).
     /// Seeded, so the same inputs give the same replicates.
     pub fn bootstrap(&self, qs: &[f64], resamples: usize, seed: u64) -> Vec<Vec<f64>> {
-        let n = self.len();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        qs.iter()
-            .map(|&q| {
-                let k = rank(q, n);
-                match Beta::new(k as f64, (n + 1 - k) as f64) {
-                    Ok(beta) if n > 0 => (0..resamples)
-                        .map(|_| self.at(beta.sample(&mut rng)))
-                        .collect(),
-                    _ => vec![f64::NAN; resamples],
-                }
-            })
-            .collect()
+        let mut out = vec![Vec::with_capacity(resamples); qs.len()];
+        for _ in 0..resamples {
+            for (o, &q) in out.iter_mut().zip(qs) {
+                o.push(self.draw_quantile(q, &mut rng));
+            }
+        }
+        out
+    }
+
+    /// The `q`-quantile of one resample of `len()` values (one Beta draw;
+    /// NaN when empty).
+    pub(crate) fn draw_quantile(&self, q: f64, rng: &mut ChaCha8Rng) -> f64 {
+        let n = self.len();
+        let k = rank(q, n);
+        match Beta::new(k as f64, (n + 1 - k) as f64) {
+            Ok(beta) if n > 0 => self.at(beta.sample(rng)),
+            _ => f64::NAN,
+        }
     }
 }
 

@@ -8,10 +8,12 @@
 //! ```
 
 pub mod bootstrap;
+pub mod clustered;
 mod conditions;
 pub mod plot;
 
 pub use bootstrap::{Ci, Weighted};
+pub use clustered::Clustered;
 pub use conditions::Conditions;
 
 /// The median of `v` (NaN when empty).

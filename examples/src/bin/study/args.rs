@@ -104,6 +104,11 @@ pub(crate) struct Args {
     /// Seconds of each calibration load (closed loop, then the open-loop check).
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
+    /// Bootstrap: `runs` (two-stage: the runs with replacement, then
+    /// requests from them) or `requests` (the pooled requests as if
+    /// independent: narrower, blind to run-to-run differences).
+    #[arg(long, value_enum, default_value = "runs")]
+    pub(crate) bootstrap: crate::stats::Method,
     /// Bootstrap resamples per interval.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
     pub(crate) resamples: u32,

@@ -30,9 +30,17 @@ use crate::args::Args;
 use crate::plan::{Config, Plan};
 use crate::store::{Record, latest_ok};
 
+/// How intervals are computed.
+#[derive(Debug)]
+struct Boot {
+    method: stats::Method,
+    resamples: usize,
+    seed: u64,
+}
+
 /// Every output from runs.jsonl: table.md (printed), results.csv, runs.csv,
 /// results.json, latency.png, p99_vs_load.png, p999_vs_load.png.
-fn write_all(out: &Path, records: &[Record], resamples: usize, seed: u64) -> Result<()> {
+fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
     let ok = latest_ok(records);
     let runs: Vec<&Record> = ok.iter().copied().filter(|r| r.kind == "run").collect();
     let calibrations: Vec<(Config, f64)> = ok
@@ -44,7 +52,7 @@ fn write_all(out: &Path, records: &[Record], resamples: usize, seed: u64) -> Res
     let Some(first) = records.first() else {
         bail!("{} holds no runs", out.join("runs.jsonl").display());
     };
-    let cells = stats::summarize(&runs, resamples, seed);
+    let cells = stats::summarize(&runs, boot.method, boot.resamples, boot.seed);
     let t = table::markdown(&cells, &calibrations);
     let conditions = &first.conditions;
     println!("\n{conditions}\n{t}");
@@ -60,7 +68,7 @@ fn write_all(out: &Path, records: &[Record], resamples: usize, seed: u64) -> Res
         "service": first.service,
         "note": "loads are fractions of each configuration's capacity, measured with the off variant (closed loop, then open loop at that rate unless --closed-only); every variant of a configuration gets the same absolute rates",
         "calibrations": calibrations,
-        "bootstrap": { "resamples": resamples, "seed": seed, "level": 0.95 },
+        "bootstrap": { "method": format!("{:?}", boot.method).to_lowercase(), "resamples": boot.resamples, "seed": boot.seed, "level": 0.95 },
         "cells": cells,
         "runs": runs.len(),
         "failed": failed,
@@ -82,10 +90,14 @@ fn write_all(out: &Path, records: &[Record], resamples: usize, seed: u64) -> Res
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let resamples = args.resamples as usize;
+    let boot = Boot {
+        method: args.bootstrap,
+        resamples: args.resamples as usize,
+        seed: args.seed,
+    };
     if args.replot {
         let records = store::load(&args.out)?;
-        return write_all(&args.out, &records, resamples, args.seed);
+        return write_all(&args.out, &records, &boot);
     }
     if !args.path.starts_with('/') || !args.metrics_path.starts_with('/') {
         bail!("--path and --metrics-path start with '/'");
@@ -166,5 +178,5 @@ fn main() -> Result<()> {
         "study: matrix done in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    write_all(&args.out, &store::load(&args.out)?, resamples, args.seed)
+    write_all(&args.out, &store::load(&args.out)?, &boot)
 }

@@ -118,6 +118,18 @@ pub(crate) fn run(
                             o.throughput
                         ))
                     );
+                    let p = &ctx.plan;
+                    let per_repeat: f64 = p
+                        .levels
+                        .iter()
+                        .map(|l| p.duration(l * cap.rate) + 1.5)
+                        .sum();
+                    eprintln!(
+                        "study: its runs will take ~{:.0} s ({} variants x {} repeats)",
+                        per_repeat * (p.variants.len() as f64) * f64::from(p.repeats),
+                        p.variants.len(),
+                        p.repeats
+                    );
                     (r.rate, r.ok) = (cap.rate, true);
                     (r.report, r.check) = (Some(cap.closed), cap.open);
                     capacity.insert(ck.clone(), Ok(cap.rate));

@@ -2,14 +2,15 @@
 //! p50/p99/p99.9 with bootstrap 95 % intervals, each variant's ratio to
 //! `off` (same configuration and level) with its interval, and the medians
 //! over the repeats of what explains them (grants, lock waits, preempted
-//! holds). Intervals come from `rseq_slice_lab::bootstrap`.
+//! holds). Intervals come from `rseq_slice_lab` ([`Method`]: two-stage
+//! over runs then requests by default, or over the pooled requests).
 
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
 use rseq_slice_examples::report::{CURVE, decode_hist};
 use rseq_slice_lab::bootstrap::{percentile_ci, ratio_ci};
-use rseq_slice_lab::{Ci, Weighted, median};
+use rseq_slice_lab::{Ci, Clustered, median};
 use serde::Serialize;
 
 use crate::plan::Config;
@@ -69,20 +70,25 @@ fn fnv(s: &str) -> u64 {
     })
 }
 
-fn pooled(runs: &[&Record]) -> Option<Histogram<u64>> {
-    let mut all: Option<Histogram<u64>> = None;
-    for r in runs {
-        let Some(h) = r.report.as_ref().and_then(|p| decode_hist(&p.hist).ok()) else {
-            continue;
-        };
-        match &mut all {
-            Some(a) => {
-                let _ = a.add(&h);
-            }
-            None => all = Some(h),
-        }
-    }
-    all
+/// Each run's latencies as `(value, count)` pairs (its HDR buckets).
+fn run_counts(runs: &[&Record]) -> Vec<Vec<(f64, u64)>> {
+    runs.iter()
+        .filter_map(|r| r.report.as_ref().and_then(|p| decode_hist(&p.hist).ok()))
+        .map(|h: Histogram<u64>| {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration()))
+                .collect()
+        })
+        .collect()
+}
+
+/// How replicates are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Method {
+    /// Two-stage: runs with replacement, then requests from them.
+    Runs,
+    /// The pooled requests only, as if independent.
+    Requests,
 }
 
 fn num(v: &serde_json::Value) -> f64 {
@@ -91,7 +97,12 @@ fn num(v: &serde_json::Value) -> f64 {
 
 /// Summaries of every cell of `runs` (successful `run` records), in the
 /// order the cells first appear.
-pub(crate) fn summarize(runs: &[&Record], resamples: usize, seed: u64) -> Vec<Summary> {
+pub(crate) fn summarize(
+    runs: &[&Record],
+    method: Method,
+    resamples: usize,
+    seed: u64,
+) -> Vec<Summary> {
     let mut keys: Vec<(Config, u64, bool, String)> = Vec::new();
     let mut by: HashMap<(Config, u64, bool, String), Vec<&Record>> = HashMap::new();
     for r in runs {
@@ -111,15 +122,13 @@ pub(crate) fn summarize(runs: &[&Record], resamples: usize, seed: u64) -> Vec<Su
     let mut reps: HashMap<(Config, u64, bool, String), Vec<Vec<f64>>> = HashMap::new();
     for k in &keys {
         let rs = &by[k];
-        let h = pooled(rs);
-        let w = h.as_ref().map_or_else(Weighted::default, |h| {
-            Weighted::from_counts(
-                h.iter_recorded()
-                    .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
-            )
-        });
+        let clustered = Clustered::new(&run_counts(rs));
+        let w = clustered.pooled();
         let label = format!("{} {} {} {}", k.0.key(), k.1, k.2, k.3);
-        let rep = w.bootstrap(&QS, resamples, seed ^ fnv(&label));
+        let rep = match method {
+            Method::Runs => clustered.bootstrap(&QS, resamples, seed ^ fnv(&label)),
+            Method::Requests => w.bootstrap(&QS, resamples, seed ^ fnv(&label)),
+        };
         let q = [0, 1, 2].map(|j| percentile_ci(w.quantile(QS[j]), &rep[j]));
         reps.insert(k.clone(), rep);
         let med = |f: &dyn Fn(&Record) -> f64| {
@@ -232,7 +241,9 @@ mod tests {
             .flat_map(|k| [run("off", k, 1), run("sched", k, 1), run("locks", k, 2)])
             .collect();
         let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs, 300, 1);
+        let cells = summarize(&refs, Method::Requests, 300, 1);
+        let two = summarize(&refs, Method::Runs, 300, 1);
+        assert!(two[2].ratio.unwrap()[1].excludes(1.0) && !two[1].ratio.unwrap()[1].excludes(1.0));
         assert_eq!(cells.len(), 3);
         let off = &cells[0];
         assert!(off.ratio.is_none() && off.runs == 3 && off.samples == 15_000);

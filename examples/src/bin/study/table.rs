@@ -109,7 +109,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             );
         }
     }
-    t += "\nIntervals: bootstrap 95 % over the pooled requests of a cell's runs; ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 (significant). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
+    t += "\nIntervals: bootstrap 95 % (by default two-stage: a cell's runs with replacement, then requests from them; results.json says which); ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 (significant). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
     t
 }
 
