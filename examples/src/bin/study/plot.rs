@@ -64,8 +64,8 @@ pub(crate) fn latency(path: &Path, cells: &[Summary], title: &str) -> Result<()>
     let text = text_ok();
     let (configs, levels) = axes(cells);
     let (rows, cols) = (configs.len().max(1), levels.len().max(1));
-    let root =
-        BitMapBackend::new(path, (420 * cols as u32, 320 * rows as u32 + 40)).into_drawing_area();
+    let root = BitMapBackend::new(path, ((420 * cols as u32).max(900), 320 * rows as u32 + 40))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
         root.titled(
@@ -166,8 +166,8 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
     let n = configs.len().max(1);
     let cols = n.min(3);
     let rows = n.div_ceil(cols);
-    let root =
-        BitMapBackend::new(path, (460 * cols as u32, 360 * rows as u32 + 40)).into_drawing_area();
+    let root = BitMapBackend::new(path, ((460 * cols as u32).max(900), 360 * rows as u32 + 40))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
         root.titled(&format!("{name} against load: {title}"), ("sans-serif", 13))
