@@ -14,6 +14,7 @@ fn study(out: &Path, extra: &[&str]) -> Command {
         env!("CARGO_BIN_EXE_service")
     );
     let mut c = Command::new(env!("CARGO_BIN_EXE_study"));
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c.args([
         "--service",
         &service,
