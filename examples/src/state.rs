@@ -27,7 +27,7 @@ use crate::spin_park::RawSpinPark;
 pub enum LockKind {
     /// `parking_lot::RawMutex` (spins a little, then parks).
     Parking,
-    /// [`RawSpinPark`]: a bounded spin, then parking_lot's park.
+    /// A bounded spin, then parking_lot's lock (`RawSpinPark`).
     Spinpark,
     /// `rseq_slice_core::RawSpin`: spins until it gets the lock.
     Spin,

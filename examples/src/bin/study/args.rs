@@ -64,35 +64,37 @@ pub(crate) struct Args {
     /// Smoke run: quiet and both noise, load 0.5, one short repeat.
     #[arg(long)]
     pub(crate) smoke: bool,
-    /// Offered loads as fractions of the calibrated capacity.
+    /// Offered loads as fractions of the calibrated capacity [default:
+    /// 0.5,0.8,0.9,0.95; --smoke: 0.5].
     #[arg(long, value_delimiter = ',', value_parser = cli::load)]
     pub(crate) loads: Option<Vec<f64>>,
     /// Absolute rates (req/s) instead of --loads: no calibration.
     #[arg(long, value_delimiter = ',', value_parser = cli::rate, conflicts_with = "loads")]
     pub(crate) rates: Option<Vec<f64>>,
-    /// Noise kinds.
+    /// Noise kinds [default: batch; --smoke: quiet,both; --full: each].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) noise: Option<Vec<Noise>>,
-    /// Variants.
+    /// Variants [default: off,sched,locks; --full: off,sched,polls,locks].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) variants: Option<Vec<Variant>>,
-    /// The service's hot lock kinds.
+    /// The bundled service's hot lock kinds [default: parking; --full: each].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) locks: Option<Vec<LockKind>>,
-    /// Hold times of the hot lock, µs.
+    /// Hold times of the hot lock, µs [default: 5; --full: 1, 5, 20].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub(crate) hold_us: Option<Vec<u64>>,
-    /// Service workers per CPU the study runs on (1: workers = vCPUs).
+    /// Service workers per CPU the study runs on (1: workers = vCPUs)
+    /// [default: 1; --full: 1, 2].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) workers_per_cpu: Option<Vec<u16>>,
-    /// Repeats of each cell.
+    /// Repeats of each cell [default: 3; --smoke: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) repeats: Option<u32>,
     /// Requests recorded per run after the warm-up (sets the run's length:
-    /// max(--min-secs, samples / rate + warm-up)).
+    /// max(--min-secs, samples / rate + warm-up)) [default: 20000; --smoke: 2000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) samples: Option<u64>,
-    /// Shortest run, seconds (warm-up included).
+    /// Shortest run, seconds (warm-up included) [default: 5; --smoke: 1.5].
     #[arg(long, alias = "duration", value_parser = cli::secs)]
     pub(crate) min_secs: Option<f64>,
     /// Seconds at the start of each run not recorded.
@@ -101,7 +103,8 @@ pub(crate) struct Args {
     /// Capacity from the closed loop alone (no open-loop check at that rate).
     #[arg(long)]
     pub(crate) closed_only: bool,
-    /// Seconds of each calibration load (closed loop, then the open-loop check).
+    /// Seconds of each calibration load (closed loop, then the open-loop
+    /// check) [default: 5; --smoke: 1].
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
     /// Bootstrap: `runs` (two-stage: the runs with replacement, then
