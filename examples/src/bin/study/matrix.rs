@@ -45,6 +45,15 @@ fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Ce
     }
 }
 
+/// A file name for a plan key (logs/<tag>.*): its words joined by `_`.
+fn tag(key: &str) -> String {
+    key.split_whitespace()
+        .map(|w| w.split_once('=').map_or(w, |(_, v)| v))
+        .collect::<Vec<_>>()
+        .join("_")
+        .replace(['/', ' '], "-")
+}
+
 fn finish(store: &mut Store, mut r: Record) -> Result<Record> {
     r.finished = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,13 +105,10 @@ pub(crate) fn run(
         let ck = cell.config.key();
         if !ctx.plan.absolute && !capacity.contains_key(&ck) {
             let key = Record::calibration_key(&cell.config);
-            let tag = format!("cal-{}", capacity.len());
+            let tag = tag(&key);
             bar.set_message(format!("calibrating {}", cell.config.label()));
             if !tty {
-                eprintln!(
-                    "study: calibrating {} (closed loop, off)",
-                    cell.config.label()
-                );
+                eprintln!("study: calibrating {} (off)", cell.config.label());
             }
             let mut r = record(meta, "calibration", key, &cell.config, None);
             r.duration = ctx.plan.calibrate_secs;
@@ -173,7 +179,7 @@ pub(crate) fn run(
             Ok(rate) => {
                 let secs = ctx.plan.duration(rate);
                 (r.rate, r.duration) = (rate, secs);
-                let tag = format!("run-{}-{}", cell.repeat, i);
+                let tag = tag(&r.key);
                 let (res, kernel) = match stage(ctx, &cell.config, &cell.variant, &tag, secs) {
                     Ok(st) => with_kernel(|| load(ctx, &st, &tag, Some(rate), secs)),
                     Err(e) => (Err(e), Err("no run".into())),
