@@ -1,5 +1,9 @@
-//! The tail-latency study's shared pieces: the service's state (and its one
-//! lock-type switch), and the load report format.
+//! The tail-latency study's shared pieces: the service's state (and its hot
+//! lock, three kinds), the lock's wait statistics, the load report format,
+//! and the flags' value parsers.
 
+pub mod cli;
+pub mod lockstats;
 pub mod report;
+pub mod spin_park;
 pub mod state;

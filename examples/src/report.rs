@@ -1,6 +1,9 @@
 //! What one load run reports, and how it is summarized from a histogram.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 /// Percentiles kept for the latency-by-percentile plot.
@@ -11,6 +14,9 @@ pub const CURVE: &[f64] = &[
 /// One load generator run (latencies in microseconds).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
+    /// `open` (constant rate) or `closed` (back-to-back, for capacity).
+    #[serde(default)]
+    pub mode: String,
     /// Target rate, requests per second.
     pub rate: f64,
     /// Seconds of load, warm-up included.
@@ -41,6 +47,25 @@ pub struct LoadReport {
     pub curve: Vec<(f64, u64)>,
     /// The service's own `/metrics` at the end (slice counters).
     pub service: serde_json::Value,
+    /// The recorded latencies: a V2 serialized HDR histogram, base64
+    /// ([`decode_hist`]), for the bootstrap.
+    #[serde(default)]
+    pub hist: String,
+}
+
+/// A histogram as base64 of its V2 serialization.
+pub fn encode_hist(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match V2Serializer::new().serialize(h, &mut buf) {
+        Ok(_) => STANDARD.encode(buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// The histogram [`encode_hist`] wrote.
+pub fn decode_hist(s: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = STANDARD.decode(s.trim())?;
+    Ok(Deserializer::new().deserialize(&mut bytes.as_slice())?)
 }
 
 /// Summarize a histogram of microsecond latencies.
@@ -58,6 +83,7 @@ pub fn summarize(
 ) -> LoadReport {
     let q = |p: f64| h.value_at_quantile(p / 100.0);
     LoadReport {
+        mode: "open".into(),
         rate,
         duration,
         scheduled,
@@ -73,5 +99,25 @@ pub fn summarize(
         mean: h.mean(),
         curve: CURVE.iter().map(|&p| (p, q(p))).collect(),
         service,
+        hist: encode_hist(h),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_round_trip() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in [1, 5, 5, 900, 12_345, 59_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode_hist(&encode_hist(&h)).unwrap();
+        assert_eq!(
+            (back.len(), back.max(), back.min()),
+            (h.len(), h.max(), h.min())
+        );
+        assert!(decode_hist("not base64!").is_err());
     }
 }

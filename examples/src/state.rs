@@ -1,23 +1,36 @@
-//! The service's shared state: a sharded cache whose shards sit behind a
-//! slice-aware `parking_lot` mutex ([`ShardLock`]), and a counter map behind a
-//! plain `std::sync::Mutex` (as services have). In the `locks` variant the
-//! shard locks request an extension while held ([`Policy::Always`]) and the
-//! counter map's holds go through [`StdMutexExt::lock_slice`]; otherwise the
-//! same locks run with [`Policy::Never`] and plain `lock()`.
+//! The service's shared state: a sharded cache whose shards sit behind the
+//! hot lock (parking_lot's mutex, a spin-then-park mutex or a spinlock, see
+//! [`LockKind`]), and a counter map behind a plain `std::sync::Mutex` (as
+//! services have). In the `locks` variant the shard locks request an
+//! extension while held ([`Policy::Always`]) and the counter map's holds go
+//! through [`StdMutexExt::lock_slice`]; otherwise the same locks run with
+//! [`Policy::Never`] and plain `lock()`.
+//!
+//! A hold does its map update, then busy-waits until `hold` has passed
+//! since it acquired the lock (read from the clock, so the hold time is the
+//! same on any machine). Every hold is timed for [`crate::lockstats`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use lock_api::RawMutex as _;
-use rseq_slice_core::{Policy, RawSlice, SliceMutex, StdMutexExt};
+use rseq_slice_core::{Policy, RawSlice, RawSpin, SliceMutex, SpinMutex, StdMutexExt};
 
-/// The shard lock: `parking_lot`'s raw mutex, wrapped.
-pub type ShardLock<T> = SliceMutex<parking_lot::RawMutex, T>;
+use crate::lockstats;
+use crate::spin_park::RawSpinPark;
 
-fn shard_lock<T>(value: T, slice: bool) -> ShardLock<T> {
-    let policy = if slice { Policy::Always } else { Policy::Never };
-    ShardLock::from_raw(RawSlice::new(parking_lot::RawMutex::INIT, policy), value)
+/// Which lock guards the shards (the service's hot lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    /// `parking_lot::RawMutex` (spins a little, then parks).
+    Parking,
+    /// A bounded spin, then parking_lot's lock (`RawSpinPark`).
+    Spinpark,
+    /// `rseq_slice_core::RawSpin`: spins until it gets the lock.
+    Spin,
 }
 
 /// One cache entry: a small value, its hit count and its last use.
@@ -38,16 +51,38 @@ pub struct Shard {
 /// Entries per shard before the least recently used of a sample goes.
 const SHARD_CAPACITY: usize = 256;
 
-/// The service's state: a sharded cache, a counter map under a plain
-/// `std::sync::Mutex`, and the work knob.
 #[derive(Debug)]
-pub struct State {
-    shards: Vec<ShardLock<Shard>>,
-    counters: Mutex<HashMap<&'static str, u64>>,
-    /// Rounds of hashing done while a shard lock is held.
+enum Shards {
+    Parking(Vec<SliceMutex<parking_lot::RawMutex, Shard>>),
+    Spinpark(Vec<SliceMutex<RawSpinPark, Shard>>),
+    Spin(Vec<SpinMutex<Shard>>),
+}
+
+/// How the service's state is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// Shards (few shards: more contention).
+    pub shards: usize,
+    /// The hot lock.
+    pub lock: LockKind,
+    /// Busy time inside each hold.
+    pub hold: Duration,
+    /// A hold longer than this counts as preempted.
+    pub preempted: Duration,
+    /// Rounds of hashing in the handler's task-level section (no lock).
     pub work: u32,
     /// Whether holds are slice-extension sections (the `locks` variant).
     pub slice_locks: bool,
+}
+
+/// The service's state: a sharded cache, a counter map under a plain
+/// `std::sync::Mutex`, and the knobs.
+#[derive(Debug)]
+pub struct State {
+    shards: Shards,
+    counters: Mutex<HashMap<&'static str, u64>>,
+    /// The setup it was made with.
+    pub setup: Setup,
     requests: AtomicU64,
 }
 
@@ -64,52 +99,98 @@ pub fn mix(mut x: u64, rounds: u32) -> u64 {
     std::hint::black_box(x)
 }
 
+fn update(s: &mut Shard, key: u64) -> u64 {
+    s.clock += 1;
+    let clock = s.clock;
+    if s.map.len() >= SHARD_CAPACITY && !s.map.contains_key(&key) {
+        let victim = s
+            .map
+            .iter()
+            .take(8)
+            .min_by_key(|(_, e)| e.stamp)
+            .map(|(k, _)| *k);
+        if let Some(v) = victim {
+            s.map.remove(&v);
+        }
+    }
+    let e = s.map.entry(key).or_default();
+    e.hits += 1;
+    e.stamp = clock;
+    e.value = mix(e.value ^ key, 4);
+    e.value
+}
+
 impl State {
-    /// `shards` shards, `work` rounds of hashing per hold.
-    pub fn new(shards: usize, work: u32, slice_locks: bool) -> State {
+    /// The state for `setup`.
+    pub fn new(setup: Setup) -> State {
+        let n = setup.shards.max(1);
+        let p = if setup.slice_locks {
+            Policy::Always
+        } else {
+            Policy::Never
+        };
+        let shards = match setup.lock {
+            LockKind::Parking => Shards::Parking(
+                (0..n)
+                    .map(|_| {
+                        let raw = RawSlice::new(parking_lot::RawMutex::INIT, p);
+                        SliceMutex::from_raw(raw, Shard::default())
+                    })
+                    .collect(),
+            ),
+            LockKind::Spinpark => Shards::Spinpark(
+                (0..n)
+                    .map(|_| {
+                        SliceMutex::from_raw(RawSlice::new(RawSpinPark::INIT, p), Shard::default())
+                    })
+                    .collect(),
+            ),
+            LockKind::Spin => Shards::Spin(
+                (0..n)
+                    .map(|_| SpinMutex::from_raw(RawSpin::new(p), Shard::default()))
+                    .collect(),
+            ),
+        };
         State {
-            shards: (0..shards.max(1))
-                .map(|_| shard_lock(Shard::default(), slice_locks))
-                .collect(),
+            shards,
             counters: Mutex::new(HashMap::new()),
-            work,
-            slice_locks,
+            setup,
             requests: AtomicU64::new(0),
         }
     }
 
-    /// Look `key` up, creating or refreshing its entry (LRU-ish: when the
-    /// shard is full, the oldest of a few sampled entries is evicted).
+    fn hold<R: lock_api::RawMutex>(&self, m: &lock_api::Mutex<R, Shard>, key: u64) -> u64 {
+        let asked = Instant::now();
+        let mut s = m.lock();
+        let got = Instant::now();
+        let v = update(&mut s, key);
+        let until = got + self.setup.hold;
+        let mut now = Instant::now();
+        while now < until {
+            std::hint::spin_loop();
+            now = Instant::now();
+        }
+        drop(s);
+        lockstats::record(got - asked, now - got, self.setup.preempted);
+        v
+    }
+
+    /// Look `key` up under its shard's lock, creating or refreshing its
+    /// entry (LRU-ish: when the shard is full, the oldest of a few sampled
+    /// entries is evicted), then busy-wait out the hold time.
     pub fn touch(&self, key: u64) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let shard = &self.shards[(mix(key, 1) as usize) % self.shards.len()];
-        let work = self.work;
-        let mut s = shard.lock();
-        {
-            s.clock += 1;
-            let clock = s.clock;
-            if s.map.len() >= SHARD_CAPACITY && !s.map.contains_key(&key) {
-                let victim = s
-                    .map
-                    .iter()
-                    .take(8)
-                    .min_by_key(|(_, e)| e.stamp)
-                    .map(|(k, _)| *k);
-                if let Some(v) = victim {
-                    s.map.remove(&v);
-                }
-            }
-            let e = s.map.entry(key).or_default();
-            e.hits += 1;
-            e.stamp = clock;
-            e.value = mix(e.value ^ key, work);
-            e.value
+        let i = mix(key, 1) as usize;
+        match &self.shards {
+            Shards::Parking(v) => self.hold(&v[i % v.len()], key),
+            Shards::Spinpark(v) => self.hold(&v[i % v.len()], key),
+            Shards::Spin(v) => self.hold(&v[i % v.len()], key),
         }
     }
 
     /// Count one request of `kind` (a plain `std::sync::Mutex`, as services do).
     pub fn count(&self, kind: &'static str) {
-        if self.slice_locks {
+        if self.setup.slice_locks {
             let mut c = self
                 .counters
                 .lock_slice()

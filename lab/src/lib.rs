@@ -1,14 +1,19 @@
 //! What rseq-slice's benchmarks and latency study share: the [`Conditions`]
-//! every result carries, and small helpers for their tables and plots.
+//! every result carries, statistics ([`median`], [`bootstrap`] confidence
+//! intervals), and small helpers for their tables and plots.
 //!
 //! ```no_run
 //! let c = rseq_slice_lab::Conditions::detect();
 //! println!("conditions: {c}");
 //! ```
 
+pub mod bootstrap;
+pub mod clustered;
 mod conditions;
 pub mod plot;
 
+pub use bootstrap::{Ci, Weighted};
+pub use clustered::Clustered;
 pub use conditions::Conditions;
 
 /// The median of `v` (NaN when empty).

@@ -16,22 +16,22 @@ use clap::Parser;
 #[command(about = "CPU noise: bursty wakers (2 µs busy / 50 µs asleep) and hogs")]
 struct Args {
     /// 0: none, 1: one bursty waker, 2: two bursty wakers and one hog.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=64))]
     level: u32,
     /// Bursty wakers (overrides the level's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1024))]
     wakers: Option<u32>,
     /// CPU hogs (overrides the level's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1024))]
     hogs: Option<u32>,
     /// Busy time of a waker, µs.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     busy_us: u64,
     /// Sleep time of a waker, µs.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     sleep_us: u64,
     /// Stop after this many seconds.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = rseq_slice_examples::cli::secs)]
     secs: f64,
 }
 
@@ -55,7 +55,7 @@ fn main() -> Result<()> {
     let a = Args::parse();
     let (w, h) = level(a.level);
     let (wakers, hogs) = (a.wakers.unwrap_or(w), a.hogs.unwrap_or(h));
-    let end = Instant::now() + Duration::from_secs_f64(a.secs.max(0.0));
+    let end = Instant::now() + Duration::from_secs_f64(a.secs);
     let (busy, sleep) = (
         Duration::from_micros(a.busy_us),
         Duration::from_micros(a.sleep_us),

@@ -3,8 +3,11 @@
 //!
 //! Variants (`--variant`): `off` is a plain runtime; `sched` adds
 //! `with_slice_config(SliceConfig::new().scheduler_sections(true))` (needs
-//! `--cfg tokio_unstable`); `locks` is `sched` plus slice-aware lock holds
-//! (see `rseq_slice_examples::state`). Prints `listening <port>` on stdout.
+//! `--cfg tokio_unstable`); `polls` is `sched` plus whole task polls as
+//! sections (`task_polls(true)`); `locks` is `sched` plus slice-aware lock
+//! holds (see `rseq_slice_examples::state`). `--lock` picks the hot lock,
+//! `--hold-us` its hold time. Prints `listening <port>` on stdout; `GET
+//! /metrics` answers the slice counters and the hot lock's statistics.
 
 use std::sync::Arc;
 
@@ -13,13 +16,15 @@ use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::routing::get;
 use clap::{Parser, ValueEnum};
-use rseq_slice_examples::state::{State, mix};
+use rseq_slice_examples::lockstats;
+use rseq_slice_examples::state::{LockKind, Setup, State, mix};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Variant {
     Off,
     Sched,
+    Polls,
     Locks,
 }
 
@@ -29,19 +34,28 @@ struct Args {
     #[arg(long, value_enum, default_value = "off")]
     variant: Variant,
     /// tokio worker threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
     /// Port on 127.0.0.1 (0: any; the port is printed).
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Cache shards (few shards: more contention).
-    #[arg(long, default_value_t = 4)]
-    shards: usize,
-    /// Rounds of hashing while a shard lock is held.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    shards: u16,
+    /// The hot (shard) lock.
+    #[arg(long, value_enum, default_value = "parking")]
+    lock: LockKind,
+    /// Busy time inside each shard lock hold, µs (read from the clock).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    hold_us: u64,
+    /// A hold longer than this counts as preempted, µs.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    preempted_us: u64,
+    /// Rounds of hashing in each request's task-level section (no lock held).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     work: u32,
     /// Exit after this many seconds whatever happens.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     max_secs: u64,
 }
 
@@ -55,33 +69,44 @@ async fn item(AxState(app): AxState<App>, Path(key): Path<u64>) -> String {
     let v = app.state.touch(key);
     app.state.count("item");
     // Some task-level section too: one poll of this future is one section.
-    let w = app.state.work / 4;
+    let w = app.state.setup.work;
     let h = rseq_slice_tokio::slice_critical(async move { mix(v, w) }).await;
     format!("{:x}\n", h & 0xffff)
 }
 
 async fn metrics_handler(AxState(app): AxState<App>) -> String {
-    let (granted, yielded, requested, state) = match &app.metrics {
+    let (t, state) = match &app.metrics {
         Some(m) => {
-            let t = m.total();
             let state = m
                 .threads()
                 .first()
                 .map(|t| format!("{:?}", t.state))
                 .unwrap_or_default();
-            (t.granted, t.yielded, t.requested, state)
+            (m.total(), state)
         }
-        None => (0, 0, 0, "off".into()),
+        None => (Default::default(), "off".into()),
     };
-    serde_json::json!({
+    // SliceMetrics holds each worker's thread counters as of its last park:
+    // every section on that thread (scheduler sections, task polls,
+    // slice_critical, lock holds), not the runtime's sections only.
+    let mut v = lockstats::snapshot();
+    let extra = serde_json::json!({
         "requests": app.state.requests(),
         "counters": app.state.counters(),
-        "slice_requested": requested,
-        "slice_granted": granted,
-        "slice_yielded": yielded,
+        "lock": app.state.setup.lock,
+        "hold_us": app.state.setup.hold.as_micros() as u64,
+        "preempted_us": app.state.setup.preempted.as_micros() as u64,
+        "slice_requested": t.requested,
+        "slice_granted": t.granted,
+        "slice_yielded": t.yielded,
+        "slice_revoked": t.revoked,
+        "slice_cleared": t.cleared,
         "slice_state": state,
-    })
-    .to_string()
+    });
+    if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    v.to_string()
 }
 
 fn main() -> Result<()> {
@@ -92,22 +117,27 @@ fn main() -> Result<()> {
         );
     }
     let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.worker_threads(args.workers.max(1)).enable_all();
+    b.worker_threads(usize::from(args.workers)).enable_all();
     let metrics = if args.variant == Variant::Off {
         None
     } else {
-        let cfg = SliceConfig::new().scheduler_sections(true);
+        let cfg = SliceConfig::new()
+            .scheduler_sections(true)
+            .task_polls(args.variant == Variant::Polls);
         let m = cfg.metrics();
         b.with_slice_config(cfg);
         Some(m)
     };
     let rt = b.build().context("building the runtime")?;
     let app = App {
-        state: Arc::new(State::new(
-            args.shards,
-            args.work,
-            args.variant == Variant::Locks,
-        )),
+        state: Arc::new(State::new(Setup {
+            shards: usize::from(args.shards),
+            lock: args.lock,
+            hold: std::time::Duration::from_micros(args.hold_us),
+            preempted: std::time::Duration::from_micros(args.preempted_us),
+            work: args.work,
+            slice_locks: args.variant == Variant::Locks,
+        })),
         metrics,
     };
     let max = std::time::Duration::from_secs(args.max_secs);

@@ -1,4 +1,5 @@
-//! The study's two PNG plots (plotters, bitmap backend). Text uses a system
+//! The study's PNG plots (plotters, bitmap backend): latency by percentile,
+//! and p99 / p99.9 against load with their intervals. Text uses a system
 //! TrueType font through `ab_glyph`; without one, the plots are drawn
 //! without text, and a line says so.
 
@@ -8,12 +9,29 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 use rseq_slice_lab::plot::text_ok;
 
-use crate::{Cell, Plan};
+use crate::plan::Config;
+use crate::stats::Summary;
+
+/// The configurations and levels of `cells`, in first-seen order.
+fn axes(cells: &[Summary]) -> (Vec<&Config>, Vec<f64>) {
+    let (mut cs, mut ls): (Vec<&Config>, Vec<f64>) = (Vec::new(), Vec::new());
+    for c in cells {
+        if !cs.contains(&&c.config) {
+            cs.push(&c.config);
+        }
+        if !ls.contains(&c.level) {
+            ls.push(c.level);
+        }
+    }
+    ls.sort_by(f64::total_cmp);
+    (cs, ls)
+}
 
 fn color(variant: &str) -> RGBColor {
     match variant {
         "off" => RGBColor(200, 40, 40),
         "sched" => RGBColor(40, 90, 200),
+        "polls" => RGBColor(220, 140, 20),
         _ => RGBColor(30, 150, 60),
     }
 }
@@ -32,19 +50,22 @@ fn bounds(vals: impl Iterator<Item = f64>) -> (f64, f64) {
         .filter(|v| v.is_finite() && *v > 0.0)
         .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if hi <= 0.0 {
-        (1.0, 10.0)
-    } else {
-        (lo / 1.5, hi * 1.5)
+        return (1.0, 10.0);
     }
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    // A log axis gets labels only where a power of ten lies inside it.
+    let decade = 10f64.powf(hi.log10().floor());
+    (if decade > lo { lo } else { decade }, hi)
 }
 
-/// Latency by percentile (log axes), one panel per noise level and rate,
-/// one line per variant (the median over repeats at each percentile).
-pub(crate) fn latency(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> Result<()> {
+/// Latency by percentile (log axes), one panel per configuration (rows) and
+/// level (columns), one line per variant (the pooled runs' latencies).
+pub(crate) fn latency(path: &Path, cells: &[Summary], title: &str) -> Result<()> {
     let text = text_ok();
-    let (rows, cols) = (plan.noise.len().max(1), plan.rates.len().max(1));
-    let root =
-        BitMapBackend::new(path, (420 * cols as u32, 320 * rows as u32 + 40)).into_drawing_area();
+    let (configs, levels) = axes(cells);
+    let (rows, cols) = (configs.len().max(1), levels.len().max(1));
+    let root = BitMapBackend::new(path, ((420 * cols as u32).max(900), 320 * rows as u32 + 40))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
         root.titled(
@@ -56,18 +77,24 @@ pub(crate) fn latency(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> 
         root.margin(40, 0, 0, 0)
     };
     let panels = root.split_evenly((rows, cols));
-    for (ri, &noise) in plan.noise.iter().enumerate() {
-        for (ci, &rate) in plan.rates.iter().enumerate() {
+    for (ri, &config) in configs.iter().enumerate() {
+        for (ci, &level) in levels.iter().enumerate() {
             let area = &panels[ri * cols + ci];
-            let mine: Vec<&Cell> = cells
+            let mine: Vec<&Summary> = cells
                 .iter()
-                .filter(|c| c.noise == noise && c.rate == rate)
+                .filter(|c| &c.config == config && c.level == level)
                 .collect();
+            let Some(first) = mine.first() else { continue };
+            let what = if first.absolute {
+                format!("{level} req/s")
+            } else {
+                format!("{:.0} % load ({:.0} req/s)", level * 100.0, first.rate)
+            };
             let (lo, hi) = bounds(mine.iter().flat_map(|c| c.curve.iter().map(|p| p.1)));
             let mut b = ChartBuilder::on(area);
             b.margin(8);
             if text {
-                b.caption(format!("noise {noise}, {rate} req/s"), ("sans-serif", 16))
+                b.caption(format!("{}: {what}", config.label()), ("sans-serif", 11))
                     .x_label_area_size(30)
                     .y_label_area_size(55);
             }
@@ -129,41 +156,54 @@ pub(crate) fn latency(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> 
     Ok(())
 }
 
-/// p99.9 against the request rate, one panel per noise level, one line per
-/// variant (median; the bar spans min to max over the repeats).
-pub(crate) fn p999_vs_load(path: &Path, plan: &Plan, cells: &[Cell], title: &str) -> Result<()> {
+/// Quantile `j` of `stats::QS` (1: p99, 2: p99.9) against the load, one
+/// panel per configuration, one line per variant; bars span the 95 %
+/// interval.
+pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -> Result<()> {
     let text = text_ok();
-    let n = plan.noise.len().max(1);
-    let root = BitMapBackend::new(path, (420 * n as u32, 360)).into_drawing_area();
+    let name = ["p50", "p99", "p99.9"][j.min(2)];
+    let (configs, levels) = axes(cells);
+    let n = configs.len().max(1);
+    let cols = n.min(3);
+    let rows = n.div_ceil(cols);
+    let root = BitMapBackend::new(path, ((460 * cols as u32).max(900), 360 * rows as u32 + 40))
+        .into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
-        root.titled(&format!("p99.9 against load: {title}"), ("sans-serif", 13))
+        root.titled(&format!("{name} against load: {title}"), ("sans-serif", 13))
             .map_err(e)?
     } else {
         root.margin(40, 0, 0, 0)
     };
-    let panels = root.split_evenly((1, n));
-    let rmax = plan.rates.iter().copied().fold(0.0, f64::max);
-    let rmin = plan.rates.iter().copied().fold(f64::MAX, f64::min);
-    let pad = ((rmax - rmin) * 0.1).max(rmax * 0.1).max(1.0);
-    for (i, &noise) in plan.noise.iter().enumerate() {
-        let mine: Vec<&Cell> = cells.iter().filter(|c| c.noise == noise).collect();
-        let (lo, hi) = bounds(mine.iter().flat_map(|c| [c.p999.min, c.p999.max]));
+    let panels = root.split_evenly((rows, cols));
+    let absolute = cells.first().is_some_and(|c| c.absolute);
+    let (lmin, lmax) = (
+        levels.first().copied().unwrap_or(0.0),
+        levels.last().copied().unwrap_or(1.0),
+    );
+    let pad = ((lmax - lmin) * 0.1).max(lmax * 0.05).max(1e-3);
+    for (i, &config) in configs.iter().enumerate() {
+        let mine: Vec<&Summary> = cells.iter().filter(|c| &c.config == config).collect();
+        let (lo, hi) = bounds(mine.iter().flat_map(|c| [c.q[j].lo, c.q[j].hi, c.q[j].est]));
         let mut b = ChartBuilder::on(&panels[i]);
         b.margin(8);
         if text {
-            b.caption(format!("noise {noise}"), ("sans-serif", 16))
+            b.caption(config.label(), ("sans-serif", 12))
                 .x_label_area_size(30)
                 .y_label_area_size(55);
         }
         let mut chart = b
-            .build_cartesian_2d((rmin - pad)..(rmax + pad), (lo..hi).log_scale())
+            .build_cartesian_2d((lmin - pad)..(lmax + pad), (lo..hi).log_scale())
             .map_err(e)?;
         if text {
             chart
                 .configure_mesh()
-                .x_desc("req/s")
-                .y_desc("p99.9 µs")
+                .x_desc(if absolute {
+                    "req/s"
+                } else {
+                    "load (fraction of capacity)"
+                })
+                .y_desc(format!("{name} µs"))
                 .y_label_formatter(&|v| format!("{v:.0}"))
                 .draw()
                 .map_err(e)?;
@@ -175,34 +215,48 @@ pub(crate) fn p999_vs_load(path: &Path, plan: &Plan, cells: &[Cell], title: &str
                 .draw()
                 .map_err(e)?;
         }
-        for v in &plan.variants {
+        let mut variants: Vec<&str> = Vec::new();
+        for c in &mine {
+            if !variants.contains(&c.variant.as_str()) {
+                variants.push(&c.variant);
+            }
+        }
+        for v in variants {
             let col = color(v);
-            let mut vc: Vec<&&Cell> = mine.iter().filter(|c| &c.variant == v).collect();
-            vc.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            let mut vc: Vec<&&Summary> = mine.iter().filter(|c| c.variant == v).collect();
+            vc.sort_by(|a, b| a.level.total_cmp(&b.level));
+            let ok = |x: f64| x.is_finite() && x > 0.0;
             let s = chart
                 .draw_series(LineSeries::new(
-                    vc.iter().map(|c| (c.rate, c.p999.med)),
+                    vc.iter()
+                        .filter(|c| ok(c.q[j].est))
+                        .map(|c| (c.level, c.q[j].est)),
                     col.stroke_width(2),
                 ))
                 .map_err(e)?;
             if text {
-                s.label(v.clone()).legend(move |(x, y)| {
+                s.label(v.to_string()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], col.stroke_width(2))
                 });
             }
             chart
                 .draw_series(
                     vc.iter()
-                        .map(|c| Circle::new((c.rate, c.p999.med), 3, col.filled())),
+                        .filter(|c| ok(c.q[j].est))
+                        .map(|c| Circle::new((c.level, c.q[j].est), 3, col.filled())),
                 )
                 .map_err(e)?;
             chart
-                .draw_series(vc.iter().map(|c| {
-                    PathElement::new(
-                        vec![(c.rate, c.p999.min), (c.rate, c.p999.max)],
-                        col.stroke_width(1),
-                    )
-                }))
+                .draw_series(
+                    vc.iter()
+                        .filter(|c| ok(c.q[j].lo) && ok(c.q[j].hi))
+                        .map(|c| {
+                            PathElement::new(
+                                vec![(c.level, c.q[j].lo), (c.level, c.q[j].hi)],
+                                col.stroke_width(1),
+                            )
+                        }),
+                )
                 .map_err(e)?;
         }
         if text {

@@ -6,18 +6,26 @@
 //! completion time minus the *intended* send time, so a stalled server shows
 //! up in full. Requests still unanswered at the deadline are recorded with
 //! their age at the deadline. Prints (or writes) a JSON summary.
+//!
+//! `--closed` measures capacity instead: every connection sends its next
+//! request as soon as the previous answer arrives, and the report's
+//! `throughput` is the completed requests per second after the warm-up.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod closed;
+mod http;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
+use rseq_slice_examples::cli;
 use rseq_slice_examples::report::{LoadReport, summarize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+use crate::http::{connect, exchange, fetch};
 
 #[derive(Parser, Debug)]
 #[command(about = "Open-loop load generator (constant rate, HDR histogram)")]
@@ -25,24 +33,35 @@ struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: String,
-    /// Requests per second.
-    #[arg(long, default_value_t = 500.0)]
+    /// Requests per second (open loop).
+    #[arg(long, default_value_t = 500.0, value_parser = cli::rate)]
     rate: f64,
+    /// Closed loop: each connection sends back-to-back; measures capacity
+    /// (`--rate` is ignored).
+    #[arg(long)]
+    closed: bool,
     /// Seconds of load, warm-up included.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = cli::secs)]
     duration: f64,
     /// Seconds at the start not recorded.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = cli::secs0)]
     warmup: f64,
     /// Keep-alive connections.
-    #[arg(long, default_value_t = 16)]
-    connections: usize,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    connections: u16,
     /// Seconds to wait for the last responses.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = cli::secs0)]
     grace: f64,
     /// Distinct keys requested.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
+    /// Request path; `{key}` becomes a key in `0..keys`.
+    #[arg(long, default_value = "/item/{key}")]
+    path: String,
+    /// Path of the service's counters (JSON), fetched at the end; a failure
+    /// leaves them null.
+    #[arg(long, default_value = "/metrics")]
+    metrics_path: String,
     /// Write the JSON summary here instead of stdout.
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -50,65 +69,22 @@ struct Args {
 
 type Hist = Arc<Mutex<Histogram<u64>>>;
 
-async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
-    let s = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    s.set_nodelay(true)?;
-    Ok(BufReader::new(s))
-}
-
-/// One request/response on a keep-alive connection; returns the body length.
-async fn exchange(c: &mut BufReader<TcpStream>, path: &str, line: &mut String) -> Result<usize> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    line.clear();
-    c.read_line(line).await?;
-    if !line.starts_with("HTTP/1.1 200") {
-        bail!("bad status line {line:?}");
-    }
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        if c.read_line(line).await? == 0 {
-            bail!("connection closed in headers");
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().context("content-length")?;
-        }
-    }
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).await?;
-    Ok(len)
-}
-
-async fn fetch(addr: &str, path: &str) -> Result<String> {
-    let mut c = connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    let mut all = String::new();
-    c.read_to_string(&mut all).await?;
-    Ok(all
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
-    if !(args.rate > 0.0 && args.duration > 0.0) {
-        bail!("--rate and --duration must be positive");
+    if !args.path.starts_with('/') {
+        bail!("--path must start with '/': {:?}", args.path);
+    }
+    if args.rate * args.duration > 1e8 {
+        bail!("--rate x --duration is over 1e8 requests");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(run(&args))?;
+    let report = if args.closed {
+        rt.block_on(closed::closed(&args))?
+    } else {
+        rt.block_on(run(&args))?
+    };
     let json = serde_json::to_string_pretty(&report)?;
     match &args.out {
         Some(p) => std::fs::write(p, json).with_context(|| format!("writing {}", p.display()))?,
@@ -117,17 +93,31 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+fn path_for(args: &Args, i: u64) -> String {
+    let key = rseq_slice_examples::state::mix(i, 2) % args.keys;
+    args.path.replace("{key}", &key.to_string())
+}
+
+async fn service_metrics(args: &Args) -> serde_json::Value {
+    fetch(&args.addr, &args.metrics_path)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 async fn run(args: &Args) -> Result<LoadReport> {
     let total = (args.rate * args.duration).round() as u64;
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let warm = Duration::from_secs_f64(args.warmup.min(args.duration));
     let mut conns = Vec::new();
-    for _ in 0..args.connections.max(1) {
+    for _ in 0..args.connections {
         conns.push(connect(&args.addr).await?);
     }
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
     let done: Arc<Vec<AtomicBool>> = Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
     let errors = Arc::new(AtomicU64::new(0));
+    let last_done = Arc::new(Mutex::new(Instant::now()));
     let (tx, rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let start = Instant::now() + Duration::from_millis(20);
@@ -147,15 +137,16 @@ async fn run(args: &Args) -> Result<LoadReport> {
     let mut tasks = tokio::task::JoinSet::new();
     for mut c in conns {
         let (rx, hist, done, errors) = (rx.clone(), hist.clone(), done.clone(), errors.clone());
+        let last_done = last_done.clone();
         let addr = args.addr.clone();
-        let keys = args.keys.max(1);
+        let (template, keys) = (args.path.clone(), args.keys);
         tasks.spawn(async move {
             let mut line = String::new();
             loop {
                 let job = rx.lock().await.recv().await;
                 let Some((i, at)) = job else { break };
                 let key = rseq_slice_examples::state::mix(i, 2) % keys;
-                let path = format!("/item/{key}");
+                let path = template.replace("{key}", &key.to_string());
                 match exchange(&mut c, &path, &mut line).await {
                     Ok(_) => {
                         let lat = at.elapsed();
@@ -164,6 +155,9 @@ async fn run(args: &Args) -> Result<LoadReport> {
                             let us = (lat.as_micros() as u64).max(1);
                             if let Ok(mut h) = hist.lock() {
                                 h.saturating_record(us);
+                            }
+                            if let Ok(mut l) = last_done.lock() {
+                                *l = (*l).max(Instant::now());
                             }
                         }
                     }
@@ -185,11 +179,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
     tasks.abort_all();
     drop(rx);
     let _ = pacer.join();
-    let service = fetch(&args.addr, "/metrics")
-        .await
-        .ok()
-        .and_then(|b| serde_json::from_str(&b).ok())
-        .unwrap_or(serde_json::Value::Null);
+    let service = service_metrics(args).await;
     // Unanswered requests count, with their age at the deadline.
     let mut missing = 0u64;
     let mut h = hist
@@ -207,7 +197,15 @@ async fn run(args: &Args) -> Result<LoadReport> {
             }
         }
     }
-    let measured = (args.duration - warm.as_secs_f64()).max(1e-3);
+    // Answers per second from the end of the warm-up until the last answer
+    // (or the deadline): a service that falls behind shows a throughput
+    // under the offered rate even when the grace period lets it catch up.
+    let last = *last_done.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let measured = last
+        .saturating_duration_since(start + warm)
+        .as_secs_f64()
+        .max(args.duration - warm.as_secs_f64())
+        .max(1e-3);
     Ok(summarize(
         &h,
         args.rate,

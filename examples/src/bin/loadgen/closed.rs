@@ -1,0 +1,79 @@
+//! The closed loop (`--closed`): every connection sends its next request as
+//! soon as the previous answer arrives, for capacity; latency runs from send
+//! to answer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use rseq_slice_examples::report::{LoadReport, summarize};
+
+use crate::http::{connect, exchange};
+use crate::{Args, Hist, path_for, service_metrics};
+
+/// Closed loop: every connection back-to-back until the end; latency is
+/// from send to answer.
+pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
+    let start = Instant::now();
+    let warm = start + Duration::from_secs_f64(args.warmup.min(args.duration));
+    let end = start + Duration::from_secs_f64(args.duration);
+    let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
+    let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..u64::from(args.connections) {
+        let mut c = connect(&args.addr).await?;
+        let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
+        let addr = args.addr.clone();
+        let paths: Vec<String> = (0..64).map(|j| path_for(args, k * 64 + j)).collect();
+        tasks.spawn(async move {
+            let mut line = String::new();
+            let mut j = 0usize;
+            while Instant::now() < end {
+                let sent = Instant::now();
+                j = (j + 1) % paths.len();
+                match exchange(&mut c, &paths[j], &mut line).await {
+                    Ok(_) if sent >= warm => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        let us = (sent.elapsed().as_micros() as u64).max(1);
+                        if let Ok(mut h) = hist.lock() {
+                            h.saturating_record(us);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        match connect(&addr).await {
+                            Ok(n) => c = n,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let all = async { while tasks.join_next().await.is_some() {} };
+    let limit = end + Duration::from_secs_f64(args.grace);
+    let _ = tokio::time::timeout_at(limit.into(), all).await;
+    tasks.abort_all();
+    let service = service_metrics(args).await;
+    let h = hist
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    let measured = (args.duration - args.warmup.min(args.duration)).max(1e-3);
+    let n = ok.load(Ordering::Relaxed);
+    let mut r = summarize(
+        &h,
+        n as f64 / measured,
+        args.duration,
+        n,
+        n,
+        errors.load(Ordering::Relaxed),
+        0,
+        measured,
+        service,
+    );
+    r.mode = "closed".into();
+    Ok(r)
+}

@@ -1,0 +1,163 @@
+//! The study's flags. Every number goes through a value parser (finite, in
+//! range): bad input is a one-line clap error before anything starts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use rseq_slice_examples::cli;
+use rseq_slice_examples::state::LockKind;
+
+/// CPU noise next to the service (hogs and wakers: as many as the CPUs the
+/// study is pinned to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Noise {
+    /// No noise.
+    Quiet,
+    /// Co-located batch work: one CPU hog per CPU.
+    Batch,
+    /// Bursty wakers (2 µs busy / 50 µs asleep), one per CPU.
+    Wakers,
+    /// Both.
+    Both,
+}
+
+impl Noise {
+    /// `(wakers, hogs)` on `cpus` CPUs.
+    pub(crate) fn threads(self, cpus: usize) -> (usize, usize) {
+        match self {
+            Noise::Quiet => (0, 0),
+            Noise::Batch => (0, cpus),
+            Noise::Wakers => (cpus, 0),
+            Noise::Both => (cpus, cpus),
+        }
+    }
+}
+
+/// The service's variants (see the `service` binary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Variant {
+    /// A plain tokio runtime.
+    Off,
+    /// Scheduler sections.
+    Sched,
+    /// Scheduler sections and whole task polls.
+    Polls,
+    /// Scheduler sections and slice-aware lock holds.
+    Locks,
+}
+
+/// Parse a name the way clap does, for values read back from runs.jsonl.
+pub(crate) fn name<T: ValueEnum>(v: T) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    about = "The tail-latency study: variants x loads (fractions of a calibrated capacity) x configurations, repeated"
+)]
+pub(crate) struct Args {
+    /// Every axis: each noise kind, lock, hold time and worker count in turn
+    /// (the others at their defaults), variants off,sched,polls,locks.
+    #[arg(long, conflicts_with = "smoke")]
+    pub(crate) full: bool,
+    /// Smoke run: quiet and both noise, load 0.5, one short repeat.
+    #[arg(long)]
+    pub(crate) smoke: bool,
+    /// Offered loads as fractions of the calibrated capacity [default:
+    /// 0.5,0.8,0.9,0.95; --smoke: 0.5].
+    #[arg(long, value_delimiter = ',', value_parser = cli::load)]
+    pub(crate) loads: Option<Vec<f64>>,
+    /// Absolute rates (req/s) instead of --loads: no calibration.
+    #[arg(long, value_delimiter = ',', value_parser = cli::rate, conflicts_with = "loads")]
+    pub(crate) rates: Option<Vec<f64>>,
+    /// Noise kinds [default: batch; --smoke: quiet,both; --full: each].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub(crate) noise: Option<Vec<Noise>>,
+    /// Variants [default: off,sched,locks; --full: off,sched,polls,locks].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub(crate) variants: Option<Vec<Variant>>,
+    /// The bundled service's hot lock kinds [default: parking; --full: each].
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub(crate) locks: Option<Vec<LockKind>>,
+    /// Hold times of the hot lock, µs [default: 5; --full: 1, 5, 20].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub(crate) hold_us: Option<Vec<u64>>,
+    /// Service workers per CPU the study runs on (1: workers = vCPUs)
+    /// [default: 1; --full: 1, 2].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) workers_per_cpu: Option<Vec<u16>>,
+    /// Repeats of each cell [default: 3; --smoke: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) repeats: Option<u32>,
+    /// Requests recorded per run after the warm-up (sets the run's length:
+    /// max(--min-secs, samples / rate + warm-up)) [default: 20000; --smoke: 2000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) samples: Option<u64>,
+    /// Shortest run, seconds (warm-up included) [default: 5; --smoke: 1.5].
+    #[arg(long, alias = "duration", value_parser = cli::secs)]
+    pub(crate) min_secs: Option<f64>,
+    /// Seconds at the start of each run not recorded.
+    #[arg(long, default_value_t = 0.5, value_parser = cli::secs0)]
+    pub(crate) warmup: f64,
+    /// Capacity from the closed loop alone (no open-loop check at that rate).
+    #[arg(long)]
+    pub(crate) closed_only: bool,
+    /// Seconds of each calibration load (closed loop, then the open-loop
+    /// check) [default: 5; --smoke: 1].
+    #[arg(long, value_parser = cli::secs)]
+    pub(crate) calibrate_secs: Option<f64>,
+    /// Bootstrap: `runs` (two-stage: the runs with replacement, then
+    /// requests from them) or `requests` (the pooled requests as if
+    /// independent: narrower, blind to run-to-run differences).
+    #[arg(long, value_enum, default_value = "runs")]
+    pub(crate) bootstrap: crate::stats::Method,
+    /// Bootstrap resamples per interval.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub(crate) resamples: u32,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Cache shards of the bundled service.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) shards: u16,
+    /// Rounds of hashing in each request's task-level section.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub(crate) work: u32,
+    /// A hot-lock hold longer than this counts as preempted, µs.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub(crate) preempted_us: u64,
+    /// Load generator connections (open and closed loop).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub(crate) connections: u16,
+    /// Pin everything to the first N CPUs the study may use; 0: all of them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=4096))]
+    pub(crate) cpus: u16,
+    /// Output directory.
+    #[arg(long, default_value = "out/study")]
+    pub(crate) out: PathBuf,
+    /// Directory of the service, loadgen and noise binaries (default: this one's).
+    #[arg(long)]
+    pub(crate) bin_dir: Option<PathBuf>,
+    /// Where this runs, for the report (the xtask passes the guest's conditions).
+    #[arg(long)]
+    pub(crate) conditions: Option<String>,
+    /// Rebuild every table, CSV, JSON and plot from `--out`'s runs.jsonl (no runs).
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) replot: bool,
+    /// Continue an interrupted matrix: skip runs runs.jsonl already holds.
+    #[arg(long)]
+    pub(crate) resume: bool,
+    /// Your service's command (run with `sh -c`) instead of the bundled one:
+    /// `{variant}` and `{port}` (and `{workers}`, `{lock}`, `{hold_us}`) are
+    /// substituted, and the environment has RSEQ_SLICE_STUDY_VARIANT and
+    /// PORT. It listens on PORT on 127.0.0.1 or prints `listening <port>`.
+    #[arg(long)]
+    pub(crate) service: Option<String>,
+    /// What loadgen requests (`{key}` becomes a key).
+    #[arg(long, default_value = "/item/{key}")]
+    pub(crate) path: String,
+    /// The service's JSON counters (fetched after each run; may be absent).
+    #[arg(long, default_value = "/metrics")]
+    pub(crate) metrics_path: String,
+}

@@ -1,0 +1,107 @@
+//! The study's child processes: each dies with the study (a parent-death
+//! signal), a `--service` command with its whole process group; and the
+//! CPUs they all run on.
+
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::{Context, Result, bail};
+
+/// The process group of the running `--service` command (0: none), for the
+/// signal handler.
+static GROUP: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn interrupted(sig: libc::c_int) {
+    let g = GROUP.load(Ordering::SeqCst);
+    // SAFETY: kill(2) and _exit(2) are async-signal-safe; an atomic load is
+    // the only other thing this handler does.
+    unsafe {
+        if g > 0 {
+            libc::kill(-g, libc::SIGKILL);
+        }
+        libc::_exit(128 + sig);
+    }
+}
+
+/// On SIGINT and SIGTERM, kill the `--service` command's process group
+/// (its processes do not die with the study on their own: only its first
+/// process has a parent-death signal), then exit. Other children die with
+/// the study (`PR_SET_PDEATHSIG`); runs.jsonl holds every finished run.
+pub(crate) fn kill_group_on_interrupt() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only does async-signal-safe work;
+        // the function pointer has the signature signal(2) expects.
+        unsafe {
+            libc::signal(sig, interrupted as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// A child that is killed when dropped, with its process group if it
+/// leads one (a `--service` command and whatever it started).
+#[derive(Debug)]
+pub(crate) struct Kid(pub(crate) Child, bool);
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        if self.1
+            && let Ok(pid) = i32::try_from(self.0.id())
+        {
+            GROUP.store(0, Ordering::SeqCst);
+            // SAFETY: kill(2) with a negative pid signals that process
+            // group; no memory is involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn spawn(cmd: &mut Command, what: &str) -> Result<Kid> {
+    spawn_as(cmd, what, false)
+}
+
+pub(crate) fn spawn_as(cmd: &mut Command, what: &str, group: bool) -> Result<Kid> {
+    use std::os::unix::process::CommandExt;
+    if group {
+        cmd.process_group(0);
+    }
+    // SAFETY: prctl is async-signal-safe; the closure touches nothing else
+    // between fork and exec. It makes the child die with the study.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
+    if group && let Ok(pid) = i32::try_from(child.id()) {
+        GROUP.store(pid, Ordering::SeqCst);
+    }
+    Ok(Kid(child, group))
+}
+
+/// Pin this process (and so its children) to the first `n` CPUs it may use.
+pub(crate) fn pin(n: usize) -> Result<Vec<usize>> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the pointers are to locals.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            bail!("sched_getaffinity: {}", std::io::Error::last_os_error());
+        }
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
+        if n == 0 || n >= allowed.len() {
+            return Ok(allowed);
+        }
+        let mut new: libc::cpu_set_t = std::mem::zeroed();
+        for &c in &allowed[..n] {
+            libc::CPU_SET(c, &mut new);
+        }
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &new) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+        Ok(allowed[..n].to_vec())
+    }
+}

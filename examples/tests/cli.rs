@@ -1,0 +1,95 @@
+//! Bad numbers on the command line: each binary exits with clap's one-line
+//! error (status 2) before it starts anything, and never panics.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn rejects(bin: &str, args: &[&str]) {
+    let out = Command::new(bin)
+        .args(args)
+        .output()
+        .expect("run the binary");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{bin} {args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{bin} {args:?}: {err}");
+    assert!(!err.contains("panicked"), "{bin} {args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{bin} {args:?} printed to stdout");
+}
+
+#[test]
+fn loadgen_rejects_bad_numbers() {
+    let b = env!("CARGO_BIN_EXE_loadgen");
+    for a in [
+        ["--rate", "inf"],
+        ["--rate", "nan"],
+        ["--rate", "0"],
+        ["--rate", "-5"],
+        ["--duration", "nan"],
+        ["--duration", "inf"],
+        ["--warmup", "-1"],
+        ["--grace", "inf"],
+        ["--connections", "0"],
+        ["--keys", "0"],
+    ] {
+        rejects(b, &a);
+    }
+}
+
+#[test]
+fn noise_rejects_bad_numbers() {
+    let b = env!("CARGO_BIN_EXE_noise");
+    for a in [
+        ["--secs", "inf"],
+        ["--secs", "nan"],
+        ["--secs", "0"],
+        ["--level", "100"],
+        ["--busy-us", "-1"],
+        ["--wakers", "100000"],
+    ] {
+        rejects(b, &a);
+    }
+}
+
+#[test]
+fn service_rejects_bad_numbers() {
+    let b = env!("CARGO_BIN_EXE_service");
+    for a in [
+        ["--workers", "0"],
+        ["--shards", "0"],
+        ["--hold-us", "1000000"],
+        ["--max-secs", "0"],
+        ["--lock", "ticket"],
+    ] {
+        rejects(b, &a);
+    }
+}
+
+#[test]
+fn study_rejects_bad_numbers_and_starts_nothing() {
+    let b = env!("CARGO_BIN_EXE_study");
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-{}", std::process::id()));
+    let o = out.to_str().expect("utf-8 temp dir");
+    for a in [
+        ["--duration", "nan"],
+        ["--min-secs", "inf"],
+        ["--loads", "0.5,nan"],
+        ["--loads", "0"],
+        ["--loads", "3"],
+        ["--rates", "inf"],
+        ["--warmup", "-1"],
+        ["--repeats", "0"],
+        ["--samples", "0"],
+        ["--resamples", "5"],
+        ["--hold-us", "1e9"],
+        ["--workers-per-cpu", "0"],
+        ["--calibrate-secs", "nan"],
+        ["--noise", "loud"],
+    ] {
+        rejects(b, &[a[0], a[1], "--out", o]);
+    }
+    assert!(
+        !PathBuf::from(&out).exists(),
+        "a rejected study created {o}"
+    );
+}
