@@ -76,7 +76,7 @@ enum Cmd {
     BenchLocks(bench_locks::Args),
     /// The tail-latency study: service + noise + open-loop load, variants
     /// off / sched / locks, x noise levels x rates. Runs natively when this
-    /// kernel has the slice extension, else in the guest (1 vCPU).
+    /// kernel has the slice extension, else in the guest (2 vCPUs unless --cpus).
     Study {
         #[command(flatten)]
         boot: BootArgs,
@@ -356,7 +356,7 @@ fn study(boot: &BootArgs, full: bool, smoke: bool, extra: &[String]) -> Result<b
             .success();
         return Ok(ok);
     }
-    let mut b = boot.boot(1);
+    let mut b = boot.boot(2);
     // Measure without the debug checks (they add work to every kernel exit).
     b.append.retain(|w| w != "rseq_debug=1");
     let out = workspace_root().join("out");
