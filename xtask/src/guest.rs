@@ -117,9 +117,10 @@ fn build_kernel() -> Result<()> {
     std::fs::create_dir_all(&work)?;
     ensure_tools()?;
     eprintln!(
-        "xtask: building the guest kernel in {} (about 18 minutes)",
+        "xtask: no guest kernel found: building one in {} from Debian's {SOURCE_PACKAGE} (sid), about 18 minutes",
         work.display()
     );
+    must_be_root("download the kernel source")?;
     // A private apt state with a sid source: the system's sources stay as they are.
     let apt = work.join("apt");
     std::fs::create_dir_all(apt.join("lists/partial"))?;
@@ -191,8 +192,24 @@ fn have(cmd: &str) -> bool {
 
 /// Install qemu (Debian) and virtme-ng (PyPI) when missing.
 pub(crate) fn ensure_tools() -> Result<()> {
-    if !have("qemu-system-x86_64") {
-        eprintln!("xtask: installing qemu-system-x86");
+    let qemu = have("qemu-system-x86_64");
+    let vng_found = vng().is_some();
+    if qemu && vng_found {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if !qemu {
+        missing.push("qemu-system-x86 (apt-get, Debian)");
+    }
+    if !vng_found {
+        missing.push("virtme-ng 1.42 (pip)");
+    }
+    eprintln!(
+        "xtask: the guest needs {}: installing",
+        missing.join(" and ")
+    );
+    must_be_root("install them")?;
+    if !qemu {
         run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
         run_checked(
             Command::new("apt-get")
@@ -200,8 +217,7 @@ pub(crate) fn ensure_tools() -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
-    if vng().is_none() {
-        eprintln!("xtask: installing virtme-ng 1.42");
+    if !vng_found {
         run_checked(Command::new("python3").args([
             "-m",
             "pip",
@@ -213,6 +229,19 @@ pub(crate) fn ensure_tools() -> Result<()> {
     vng().map(drop).ok_or_else(|| {
         "virtme-ng installed, but no `vng` on PATH or in Python's scripts directory".into()
     })
+}
+
+/// An error that says what needs root, unless we are root.
+pub(crate) fn must_be_root(what: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "to {what} the xtask must run as root (apt-get, pip); run it as root, or install them yourself"
+        )
+        .into())
+    }
 }
 
 /// `vng` on PATH, or in Python's scripts directory (pip under pyenv puts it

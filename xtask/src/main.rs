@@ -243,6 +243,9 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
     }
     if in_guest {
         let mut bins = test_binaries()?;
+        if bins.is_empty() {
+            return Err("cargo built no test binary: nothing to run in the guest".into());
+        }
         bins.extend(artifacts(
             unstable_cargo().args(["test", "-p", "rseq-slice-tokio", "--no-run"]),
             |a| a["profile"]["test"].as_bool() == Some(true),
