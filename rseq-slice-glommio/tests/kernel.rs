@@ -122,7 +122,11 @@ fn two_pinned_executors_get_grants_across_shared_channel_traffic() {
     // Every number sent was received (the receiver drains until close).
     assert_eq!(results[0].0, results[1].1);
     assert_eq!(results[1].0, results[0].1);
-    assert!(results.iter().all(|r| r.0 > 100), "{results:?}");
+    // Traffic both ways. How much each way depends on how often glommio's
+    // reactor notices the other executor's wake-ups while its own sender
+    // keeps it busy: in virtual time one direction has sent as few as 66
+    // (one 64-slot channel's worth and two more) against 199 779.
+    assert!(results.iter().all(|r| r.0 > 0), "{results:?}");
     assert_eq!(threads.len(), 2);
     if mode == Mode::LibcLegacy {
         assert!(
