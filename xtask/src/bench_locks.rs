@@ -18,10 +18,10 @@ pub(crate) struct Args {
     boot: BootArgs,
     /// vCPU counts, one boot each (`--cpus N` picks one). Threads per cell:
     /// 1, N, 4N and 16N unless `-- --threads` says otherwise.
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=8))]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=8))]
     vcpus: Vec<u32>,
     /// `slice_ext_nsec` values, one boot each (`--slice-ext-nsec` picks one).
-    #[arg(long, value_delimiter = ',', default_values_t = [5000, 50_000], value_parser = clap::value_parser!(u32).range(5000..=50000))]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [5000, 50_000], value_parser = clap::value_parser!(u32).range(5000..=50000))]
     slices: Vec<u32>,
     /// Virtual time of one cell, ms (150: at least 20 000 acquisitions
     /// pooled over two repeats in every default cell).

@@ -86,6 +86,8 @@ impl Cell {
 }
 
 struct Worker {
+    /// When it left the start barrier, before its first operation.
+    start: Instant,
     /// When it saw `stop`, after its last operation.
     end: Instant,
     ops: u64,
@@ -118,6 +120,7 @@ pub(crate) fn run_cell(
                 let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
                 let (mut ops, mut preempted) = (0u64, 0u64);
                 start.wait();
+                let first = Instant::now();
                 let before = rseq_slice_core::stats();
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Clock::now();
@@ -134,6 +137,7 @@ pub(crate) fn run_cell(
                     Clock::spin_until(t1 + outside);
                 }
                 Ok(Worker {
+                    start: first,
                     end: Instant::now(),
                     ops,
                     hist,
@@ -145,20 +149,24 @@ pub(crate) fn run_cell(
         .collect();
     let k0 = KernelStats::read().ok();
     start.wait();
-    let t0 = Instant::now();
     std::thread::sleep(Duration::from_millis(cli.cell_ms));
     stop.store(true, Ordering::Relaxed);
-    // The cell ends when its last worker finishes its last operation, not
-    // at the join: in virtual time a thread's exit has once been seen to
-    // wake the joiner seconds late (`join_ms` records that gap).
-    let mut end = t0;
+    // The cell spans the workers' own clocks: from the first one's start to
+    // the last one's last operation. Not the main thread's: among 16N
+    // spinning threads it can run milliseconds after the barrier released
+    // them (one cell counted 855k ops/s, over the 500k a 2 µs section
+    // allows), and its join has once woken seconds late in virtual time
+    // (`join_ms` records that gap).
+    let mut t0: Option<Instant> = None;
+    let mut end: Option<Instant> = None;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let (mut ops, mut preempted, mut stats) = (0, 0, SliceStats::default());
     let mut failure = None;
     for h in handles {
         match h.join() {
             Ok(Ok(w)) => {
-                end = end.max(w.end);
+                t0 = Some(t0.map_or(w.start, |t| t.min(w.start)));
+                end = Some(end.map_or(w.end, |t| t.max(w.end)));
                 ops += w.ops;
                 preempted += w.preempted;
                 stats = stats + w.stats;
@@ -168,11 +176,14 @@ pub(crate) fn run_cell(
             Err(_) => failure = Some("a worker panicked".into()),
         }
     }
-    let secs = (end - t0).as_secs_f64();
-    let join_ms = end.elapsed().as_secs_f64() * 1000.0;
     if let Some(e) = failure {
         return Err(e.into());
     }
+    let (Some(t0), Some(end)) = (t0, end) else {
+        return Err("a cell needs at least one thread".into());
+    };
+    let secs = (end - t0).as_secs_f64();
+    let join_ms = end.elapsed().as_secs_f64() * 1000.0;
     let kernel = KernelStats::read().ok().zip(k0).map(|(a, b)| a.since(b));
     Ok(Cell {
         kind: Kind::Spin,

@@ -32,20 +32,20 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 )]
 struct Cli {
     /// Thread counts, one cell each (1-4096).
-    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16], value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [1, 2, 4, 8, 16], value_parser = clap::value_parser!(u16).range(1..=4096))]
     threads: Vec<u16>,
     /// Lock kinds.
-    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin, Kind::ParkingLot, Kind::Std])]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [Kind::Spin, Kind::ParkingLot, Kind::Std])]
     kinds: Vec<Kind>,
     /// Variants (a kind without one skips it: `std` has no adaptive).
     /// `off`, `always` and `adaptive` request while the lock is held (the
     /// spinlock: clear-and-recheck); `naive` requests from before locking
     /// to after unlocking, waiting included (the spinlock only, by default
     /// of `--naive-kinds`).
-    #[arg(long, value_delimiter = ',', default_values_t = [Variant::Off, Variant::Always, Variant::Naive])]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [Variant::Off, Variant::Always, Variant::Naive])]
     variants: Vec<Variant>,
     /// The kinds that get the `naive` variant.
-    #[arg(long, value_delimiter = ',', default_values_t = [Kind::Spin])]
+    #[arg(long, value_delimiter = ',', action = clap::ArgAction::Set, default_values_t = [Kind::Spin])]
     naive_kinds: Vec<Kind>,
     /// Time of one cell, milliseconds (1-600000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
