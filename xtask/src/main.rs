@@ -80,7 +80,8 @@ enum Cmd {
     Study {
         #[command(flatten)]
         boot: BootArgs,
-        /// The full matrix (noise 0,1,2; rates 100..500; 5 repeats of 10 s).
+        /// The full matrix: each noise kind, hot lock, hold time and worker
+        /// count in turn, loads 0.5-0.95, variants off,sched,polls,locks.
         #[arg(long)]
         full: bool,
         /// A smoke run on the host (fallback where the kernel lacks the

@@ -65,7 +65,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) smoke: bool,
     /// Offered loads as fractions of the calibrated capacity [default:
-    /// 0.5,0.8,0.9,0.95; --smoke: 0.5].
+    /// 0.8,0.95; --full: 0.5,0.8,0.9,0.95; --smoke: 0.5].
     #[arg(long, value_delimiter = ',', value_parser = cli::load)]
     pub(crate) loads: Option<Vec<f64>>,
     /// Absolute rates (req/s) instead of --loads: no calibration.
@@ -94,7 +94,7 @@ pub(crate) struct Args {
     /// max(--min-secs, samples / rate + warm-up)) [default: 20000; --smoke: 2000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) samples: Option<u64>,
-    /// Shortest run, seconds (warm-up included) [default: 5; --smoke: 1.5].
+    /// Shortest run, seconds (warm-up included) [default: 1; --smoke: 1.5].
     #[arg(long, alias = "duration", value_parser = cli::secs)]
     pub(crate) min_secs: Option<f64>,
     /// Seconds at the start of each run not recorded.
@@ -104,7 +104,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) closed_only: bool,
     /// Seconds of each calibration load (closed loop, then the open-loop
-    /// check) [default: 5; --smoke: 1].
+    /// check) [default: 3; --full: 5; --smoke: 1].
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
     /// Bootstrap: `runs` (two-stage: the runs with replacement, then

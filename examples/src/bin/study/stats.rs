@@ -19,6 +19,12 @@ use crate::store::Record;
 /// The quantiles with intervals.
 pub(crate) const QS: [f64; 3] = [0.5, 0.99, 0.999];
 
+/// Runs each side of a ratio needs before its difference is called
+/// significant. With fewer, resampling runs cannot see how much runs differ
+/// (one run resamples only to itself), so the interval is too narrow: a
+/// guest run can settle in a regime that changes p99.9 twentyfold.
+pub(crate) const MIN_RUNS: usize = 3;
+
 /// One cell (configuration, level, variant) over its repeats. Latencies in
 /// µs; lock waits in ns; NaN where nothing was recorded.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +42,8 @@ pub(crate) struct Summary {
     pub(crate) q: [Ci; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
     pub(crate) ratio: Option<[Ci; 3]>,
+    /// Runs of the `off` cell the ratios compare with.
+    pub(crate) off_runs: usize,
     pub(crate) p90: f64,
     pub(crate) max: f64,
     /// Pooled `(percentile, latency)` at each of `report::CURVE`.
@@ -55,6 +63,21 @@ pub(crate) struct Summary {
     /// 97 % of it, or answers missing at the end): the load generator or
     /// the service was saturated, and latencies include queueing.
     pub(crate) overloaded: usize,
+}
+
+impl Summary {
+    /// Whether quantile `j`'s ratio to `off` is a significant difference:
+    /// its interval excludes 1 and both sides have [`MIN_RUNS`] runs. None
+    /// without a ratio.
+    pub(crate) fn significant(&self, j: usize) -> Option<bool> {
+        let r = self.ratio?[j];
+        Some(self.enough_runs() && r.excludes(1.0))
+    }
+
+    /// Whether both sides of the ratios have [`MIN_RUNS`] runs.
+    pub(crate) fn enough_runs(&self) -> bool {
+        self.runs >= MIN_RUNS && self.off_runs >= MIN_RUNS
+    }
 }
 
 /// Whether a run fell behind its offered rate (see [`Summary::overloaded`]).
@@ -178,6 +201,7 @@ pub(crate) fn summarize(
             throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
             q,
             ratio: None,
+            off_runs: 0,
             p90: w.quantile(0.9),
             max: w.quantile(1.0),
             curve: CURVE.iter().map(|&p| (p, w.quantile(p / 100.0))).collect(),
@@ -205,6 +229,7 @@ pub(crate) fn summarize(
             continue;
         };
         s.ratio = Some([0, 1, 2].map(|j| ratio_ci(s.q[j].est, &m[j], be[j], &b[j])));
+        s.off_runs = by[&base].len();
     }
     out
 }
@@ -259,5 +284,22 @@ mod tests {
         );
         assert_eq!((off.grants_per_1k, off.lock_wait_ns[1]), (10.0, 7.0));
         assert!(off.kernel_per_1k.is_none() && off.overloaded == 0);
+        assert_eq!(cells[2].significant(2), Some(true));
+        assert_eq!(off.significant(2), None);
+    }
+
+    #[test]
+    fn one_run_a_side_is_never_significant() {
+        // Two runs per variant, a doubled latency: the interval excludes 1,
+        // but too few runs stand behind it to say so.
+        let rs: Vec<Record> = (0..2)
+            .flat_map(|k| [run("off", k, 1), run("locks", k, 2)])
+            .collect();
+        let refs: Vec<&Record> = rs.iter().collect();
+        let cells = summarize(&refs, Method::Runs, 300, 1);
+        let locks = &cells[1];
+        assert!(locks.ratio.unwrap()[2].excludes(1.0));
+        assert_eq!((locks.runs, locks.off_runs), (2, 2));
+        assert_eq!(locks.significant(2), Some(false));
     }
 }

@@ -29,16 +29,21 @@ fn ci_us(c: Ci) -> String {
     format!("{} [{}–{}]", us(c.est), us(c.lo), us(c.hi))
 }
 
-/// A ratio and its interval; `*` when the interval excludes 1.
-fn ci_ratio(c: Option<Ci>) -> String {
-    match c {
+/// Quantile `j`'s ratio and its interval; `*` when significant, `(n<3)`
+/// when too few runs stand behind it to say.
+fn ci_ratio(s: &Summary, j: usize) -> String {
+    match s.ratio.map(|r| r[j]) {
         None => "–".into(),
         Some(c) => format!(
             "{:.2} [{:.2}–{:.2}]{}",
             c.est,
             c.lo,
             c.hi,
-            if c.excludes(1.0) { " *" } else { "" }
+            match s.significant(j) {
+                Some(true) => " *",
+                _ if !s.enough_runs() => " (n<3)",
+                _ => "",
+            }
         ),
     }
 }
@@ -79,7 +84,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
         t += "\n\n| load | rate req/s | variant | runs | samples | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
         t += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for s in cells.iter().filter(|s| &s.config == config) {
-            let r = |j: usize| ci_ratio(s.ratio.map(|r| r[j]));
+            let r = |j: usize| ci_ratio(s, j);
             let kernel = s
                 .kernel_per_1k
                 .map_or("–".into(), |k| k.map(|x| f(x, 1)).join("/"));
@@ -109,7 +114,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             );
         }
     }
-    t += "\nIntervals: bootstrap 95 % (by default two-stage: a cell's runs with replacement, then requests from them; results.json says which); ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 (significant). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
+    t += "\nIntervals: bootstrap 95 % (by default two-stage: a cell's runs with replacement, then requests from them; results.json says which); ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 and each side has at least 3 runs (significant); `(n<3)`: fewer runs, so no claim (one run cannot show how much runs differ). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
     t
 }
 
@@ -156,7 +161,7 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
                         r[j].est,
                         r[j].lo,
                         r[j].hi,
-                        u8::from(r[j].excludes(1.0))
+                        u8::from(s.significant(j) == Some(true))
                     );
                 }
                 None => row += ",,,,",
