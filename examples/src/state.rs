@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lock_api::RawMutex as _;
-use rseq_slice_core::{Policy, RawSlice, RawSpin, SliceMutex, SpinMutex, StdMutexExt};
+use rseq_slice_core::{Policy, RawSpin, SliceMutex, SpinMutex, StdMutexExt, WithSlice};
 
 use crate::lockstats;
 use crate::spin_park::RawSpinPark;
@@ -133,7 +133,7 @@ impl State {
             LockKind::Parking => Shards::Parking(
                 (0..n)
                     .map(|_| {
-                        let raw = RawSlice::new(parking_lot::RawMutex::INIT, p);
+                        let raw = WithSlice::new(parking_lot::RawMutex::INIT, p);
                         SliceMutex::from_raw(raw, Shard::default())
                     })
                     .collect(),
@@ -141,7 +141,7 @@ impl State {
             LockKind::Spinpark => Shards::Spinpark(
                 (0..n)
                     .map(|_| {
-                        SliceMutex::from_raw(RawSlice::new(RawSpinPark::INIT, p), Shard::default())
+                        SliceMutex::from_raw(WithSlice::new(RawSpinPark::INIT, p), Shard::default())
                     })
                     .collect(),
             ),

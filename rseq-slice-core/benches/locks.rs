@@ -9,18 +9,18 @@ use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
 use rseq_slice_core::{
-    Policy, RawSlice, RawSpin, SliceGuard, SliceMutex, SliceMutex04, SpinMutex, StdMutexExt, init,
+    Policy, RawSpin, SliceGuard, SliceMutex, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
 };
 
 fn pl(policy: Policy) -> SliceMutex<parking_lot::RawMutex, u64> {
     SliceMutex::from_raw(
-        RawSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
+        WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
         0,
     )
 }
 
-fn sp04(policy: Policy) -> SliceMutex04<spin::Mutex<()>, u64> {
-    SliceMutex04::from_raw(RawSlice::new(spin::Mutex::new(()), policy), 0)
+fn sp04(policy: Policy) -> lock_api_0_4::SliceMutex<spin::Mutex<()>, u64> {
+    lock_api_0_4::SliceMutex::from_raw(WithSlice::new(spin::Mutex::new(()), policy), 0)
 }
 
 const POLICIES: [(&str, Policy); 3] = [
@@ -46,7 +46,7 @@ fn parking_lot(g: &mut BenchmarkGroup<'_, WallTime>) {
     });
     for (name, policy) in POLICIES {
         let m = pl(policy);
-        g.bench_function(format!("parking_lot RawSlice {name}"), |b| {
+        g.bench_function(format!("parking_lot WithSlice {name}"), |b| {
             b.iter(|| *black_box(&m).lock() += 1)
         });
     }
@@ -57,7 +57,7 @@ fn spin_crate(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.bench_function("spin plain", |b| b.iter(|| *black_box(&m).lock() += 1));
     for (name, policy) in POLICIES {
         let m = sp04(policy);
-        g.bench_function(format!("spin RawSlice(0.4) {name}"), |b| {
+        g.bench_function(format!("spin WithSlice(0.4) {name}"), |b| {
             b.iter(|| *black_box(&m).lock() += 1)
         });
     }

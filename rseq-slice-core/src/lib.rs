@@ -48,8 +48,6 @@ mod local;
 mod lock;
 mod reason;
 pub mod runtime;
-#[cfg(feature = "lock_api")]
-mod spin;
 mod stats;
 mod sys;
 mod thread;
@@ -58,14 +56,14 @@ pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
 pub use kernel_stats::{KERNEL_STATS_PATH, KernelStats};
 #[cfg(feature = "lock_api")]
+pub use lock::api04 as lock_api_0_4;
+#[cfg(feature = "lock_api")]
 pub use lock::{
-    Policy, RawSlice, SliceHeld, SliceMutex, SliceMutex04, SliceMutexGuard, SliceRwLock,
-    StdMutexExt, StdSliceGuard,
+    Policy, RawSpin, SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, SpinMutex,
+    SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,
 };
 pub use reason::{Error, Unavailable};
 pub use rustix::io::Errno;
-#[cfg(feature = "lock_api")]
-pub use spin::{RawSpin, SpinMutex, SpinMutexGuard};
 pub use stats::{SharedStats, SliceStats};
 pub use sys::LibcRseq;
 pub use thread::{

@@ -9,8 +9,8 @@ use std::sync::{Arc, Barrier};
 
 use common::{on_thread, sections};
 use rseq_slice_core::{
-    Policy, RawSlice, RawSpin, SliceGuard, SliceMutex, SliceMutex04, SliceRwLock, SpinMutex,
-    StdMutexExt, critical, init, request_ptr, stats,
+    Policy, RawSpin, SliceGuard, SliceMutex, SliceRwLock, SpinMutex, StdMutexExt, WithSlice,
+    critical, init, lock_api_0_4, request_ptr, stats,
 };
 
 const THREADS: usize = 4;
@@ -72,7 +72,7 @@ fn assert_request_clear() {
 fn parking_lot_wrapper_excludes() {
     for policy in [Policy::Always, Policy::ADAPTIVE, Policy::Never] {
         let m = Arc::new(SliceMutex::<parking_lot::RawMutex, _>::from_raw(
-            RawSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
+            WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
             Racy::default(),
         ));
         let m2 = m.clone();
@@ -93,7 +93,8 @@ fn spin_excludes_under_every_policy() {
 
 #[test]
 fn lock_api_04_spin_wrapper_excludes() {
-    let m: Arc<SliceMutex04<spin::Mutex<()>, Racy>> = Arc::new(SliceMutex04::new(Racy::default()));
+    let m: Arc<lock_api_0_4::SliceMutex<spin::Mutex<()>, Racy>> =
+        Arc::new(lock_api_0_4::SliceMutex::new(Racy::default()));
     let m2 = m.clone();
     let expect = hammer(move || m2.lock().bump());
     assert_eq!(m.lock().0.load(Ordering::Relaxed), expect);
@@ -127,14 +128,14 @@ fn try_lock_fails_while_held_and_leaves_no_section() {
     on_thread(|| {
         let _ = init();
         let pl: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
-            RawSlice::new(
+            WithSlice::new(
                 <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
                 Policy::Always,
             ),
             0,
         );
         let sp = SpinMutex::from_raw(RawSpin::new(Policy::Always), 0u8);
-        let s04: SliceMutex04<spin::Mutex<()>, u8> = SliceMutex04::new(0);
+        let s04: lock_api_0_4::SliceMutex<spin::Mutex<()>, u8> = lock_api_0_4::SliceMutex::new(0);
         let std = std::sync::Mutex::new(0u8);
         // Held elsewhere (another thread would see the same): try fails.
         let held = std::thread::scope(|s| {
@@ -189,7 +190,7 @@ fn locks_nest_with_other_guards() {
         let _ = init();
         let a = SpinMutex::from_raw(RawSpin::new(Policy::Always), 0u8);
         let b: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
-            RawSlice::new(
+            WithSlice::new(
                 <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
                 Policy::Always,
             ),
@@ -228,7 +229,7 @@ fn each_policy_requests_as_documented_without_contention() {
         let count = |policy| {
             let m = SpinMutex::from_raw(RawSpin::new(policy), 0u8);
             let p: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
-                RawSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
+                WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
                 0,
             );
             let before = stats();
@@ -287,7 +288,7 @@ fn adaptive_window_opens_on_contention_and_closes_after_it() {
     on_thread(|| {
         let _ = init();
         let m: SliceMutex<Stubborn, u8> = SliceMutex::from_raw(
-            RawSlice::new(
+            WithSlice::new(
                 <Stubborn as lock_api::RawMutex>::INIT,
                 Policy::Adaptive { window: 3 },
             ),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Mode, kernel_mode, last_cpu, pin, say, spin};
 use rseq_slice_core::KernelStats;
 use rseq_slice_core::{
-    Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SliceStats, SpinMutex, StdMutexExt, init,
+    Policy, RawSpin, SliceMutex, SliceStats, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
     request_ptr, stats,
 };
 
@@ -125,7 +125,7 @@ fn wrapped_locks_keep_the_protocol_and_get_grants() {
     };
     say(format_args!("parking_lot, Always"));
     let pl = Arc::new(SliceMutex::<parking_lot::RawMutex, ()>::from_raw(
-        RawSlice::new(
+        WithSlice::new(
             <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
             Policy::Always,
         ),
@@ -138,7 +138,8 @@ fn wrapped_locks_keep_the_protocol_and_get_grants() {
         assert!(s.requested > 0 && s.granted > 0, "{s:?}");
     }
     say(format_args!("spin crate (lock_api 0.4), default policy"));
-    let s04: Arc<SliceMutex04<spin::Mutex<()>, ()>> = Arc::new(SliceMutex04::new(()));
+    let s04: Arc<lock_api_0_4::SliceMutex<spin::Mutex<()>, ()>> =
+        Arc::new(lock_api_0_4::SliceMutex::new(()));
     expect_grants(
         "spin 0.4",
         mode,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rseq_slice_core::{
-    Policy, RawSlice, RawSpin, SliceMutex, SliceMutex04, SpinMutex, StdMutexExt,
+    Policy, RawSpin, SliceMutex, SpinMutex, StdMutexExt, WithSlice, lock_api_0_4,
 };
 
 use crate::{Kind, Variant};
@@ -37,7 +37,7 @@ impl Lock for spin::Mutex<()> {
         f()
     }
 }
-impl Lock for SliceMutex04<spin::Mutex<()>, ()> {
+impl Lock for lock_api_0_4::SliceMutex<spin::Mutex<()>, ()> {
     fn locked(&self, f: &mut dyn FnMut()) {
         let _g = self.lock();
         f()
@@ -81,9 +81,12 @@ pub(crate) fn make(kind: Kind, variant: Variant, window: u32) -> Option<Arc<dyn 
     Some(match (kind, variant) {
         (Kind::Spin, _) => Arc::new(SpinMutex::from_raw(RawSpin::new(policy), ())),
         (Kind::ParkingLot, Variant::Off) => Arc::new(parking_lot::Mutex::new(())),
-        (Kind::ParkingLot, _) => Arc::new(SliceMutex::from_raw(RawSlice::new(pl(), policy), ())),
+        (Kind::ParkingLot, _) => Arc::new(SliceMutex::from_raw(WithSlice::new(pl(), policy), ())),
         (Kind::SpinCrate, Variant::Off) => Arc::new(spin::Mutex::new(())),
-        (Kind::SpinCrate, _) => Arc::new(SliceMutex04::from_raw(RawSlice::new(sp(), policy), ())),
+        (Kind::SpinCrate, _) => Arc::new(lock_api_0_4::SliceMutex::from_raw(
+            WithSlice::new(sp(), policy),
+            (),
+        )),
         (Kind::Std, Variant::Off) => Arc::new(std::sync::Mutex::new(())),
         (Kind::Std, Variant::Always) => Arc::new(StdSlice(std::sync::Mutex::new(()))),
         (Kind::Std, Variant::Adaptive | Variant::Naive) => return None,

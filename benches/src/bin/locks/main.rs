@@ -89,9 +89,9 @@ struct Cli {
 enum Kind {
     /// rseq-slice's clear-and-recheck spinlock (`RawSpin`).
     Spin,
-    /// parking_lot 0.13 (lock_api 0.5) wrapped in `RawSlice`.
+    /// parking_lot 0.13 (lock_api 0.5) wrapped in `WithSlice`.
     ParkingLot,
-    /// spin 0.12's mutex (lock_api 0.4) wrapped in `RawSlice`.
+    /// spin 0.12's mutex (lock_api 0.4) wrapped in `WithSlice`.
     SpinCrate,
     /// std::sync::Mutex with `lock_slice`.
     Std,

@@ -11,8 +11,9 @@ use core::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 
+use super::policy::{Contention, Policy};
+use super::raw::SliceHeld;
 use crate::guard::SliceGuard;
-use crate::lock::{Contention, Policy, SliceHeld};
 
 /// A raw spinlock for `lock_api` 0.5 whose holder requests a time slice
 /// extension, following a [`Policy`] (`Always` by default).

@@ -1,0 +1,250 @@
+//! [`WithSlice`]: a `lock_api` raw lock whose holders request an
+//! extension, and its lock_api 0.5 implementations (mutex, fair mutex,
+//! RwLock), whose per-acquisition `Guard` carries the request.
+
+use core::fmt;
+use core::sync::atomic::AtomicBool;
+
+use super::policy::{Contention, Policy};
+use crate::guard::SliceGuard;
+
+/// A raw lock `R` whose holders request a time slice extension, following a
+/// [`Policy`].
+///
+/// Use it through `lock_api`'s types: [`SliceMutex`] and [`SliceRwLock`]
+/// (lock_api 0.5, e.g. `R = parking_lot::RawMutex`), or
+/// [`lock_api_0_4::SliceMutex`](crate::lock_api_0_4::SliceMutex) (lock_api
+/// 0.4, e.g. `R = spin::Mutex<()>`). `Mutex::new` uses
+/// [`Policy::Always`]; [`WithSlice::new`] takes another.
+///
+/// ```
+/// use rseq_slice_core::{Policy, SliceMutex, WithSlice};
+/// let _ = rseq_slice_core::init(); // once per thread; guards work either way
+/// let m: SliceMutex<parking_lot::RawMutex, Vec<u32>> = SliceMutex::new(Vec::new());
+/// m.lock().push(1); // the request (if the policy wants one) lasts as long as the guard
+/// let adaptive = SliceMutex::<parking_lot::RawMutex, _>::from_raw(
+///     WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, Policy::ADAPTIVE),
+///     0u64,
+/// );
+/// *adaptive.lock() += 1;
+/// ```
+///
+/// The lock guards are `!Send` (the request belongs to the thread that set
+/// it), whatever `R`'s are:
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// // spin's own guards are Send; the wrapper's are not.
+/// use rseq_slice_core::lock_api_0_4::SliceMutex;
+/// let m: SliceMutex<spin::Mutex<()>, u32> = SliceMutex::new(0);
+/// send(m.lock());
+/// ```
+pub struct WithSlice<R> {
+    pub(super) inner: R,
+    pub(super) contention: Contention,
+    /// lock_api 0.4 only: the current holder set the request.
+    pub(super) held_request: AtomicBool,
+}
+
+impl<R> WithSlice<R> {
+    /// Wrap `inner` with `policy`.
+    pub const fn new(inner: R, policy: Policy) -> WithSlice<R> {
+        WithSlice {
+            inner,
+            contention: Contention::new(policy),
+            held_request: AtomicBool::new(false),
+        }
+    }
+
+    /// The wrapped raw lock.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// The policy this lock follows.
+    pub fn policy(&self) -> Policy {
+        self.contention.policy()
+    }
+
+    /// Whether the next acquisition would request even without waiting (the
+    /// adaptive window is open, or the policy is `Always`).
+    pub fn is_hot(&self) -> bool {
+        self.contention.wants()
+    }
+
+    /// Acquire with `try_lock` first when the policy needs to know whether
+    /// the acquisition waited; then request if the policy says so.
+    #[inline(always)]
+    fn acquire<G>(
+        &self,
+        try_lock: impl FnOnce() -> Option<G>,
+        lock: impl FnOnce() -> G,
+    ) -> (G, bool) {
+        let (g, contended) = if self.contention.tracks() {
+            match try_lock() {
+                Some(g) => (g, false),
+                None => (lock(), true),
+            }
+        } else {
+            (lock(), false)
+        };
+        (g, self.contention.acquired(contended))
+    }
+}
+
+impl<R: fmt::Debug> fmt::Debug for WithSlice<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithSlice")
+            .field("inner", &self.inner)
+            .field("contention", &self.contention)
+            .finish()
+    }
+}
+
+/// The per-acquisition state of a [`WithSlice`] (lock_api 0.5's `Guard`):
+/// the inner lock's guard and, when this acquisition requested, its
+/// [`SliceGuard`]. `!Send`.
+#[must_use = "dropping it without unlocking leaves the request set"]
+#[derive(Debug)]
+pub struct SliceHeld<G> {
+    inner: G,
+    slice: Option<SliceGuard>,
+}
+
+impl<G> SliceHeld<G> {
+    #[inline(always)]
+    fn new(inner: G, request: bool) -> SliceHeld<G> {
+        SliceHeld {
+            inner,
+            slice: request.then(SliceGuard::new),
+        }
+    }
+}
+
+impl SliceHeld<()> {
+    #[inline(always)]
+    pub(crate) fn from_slice(slice: Option<SliceGuard>) -> SliceHeld<()> {
+        SliceHeld { inner: (), slice }
+    }
+}
+
+impl<G> SliceHeld<G> {
+    /// Whether this acquisition set (or, nested, counted) a request.
+    pub fn requested(&self) -> bool {
+        self.slice.is_some()
+    }
+}
+
+/// A `lock_api` 0.5 mutex whose holder requests an extension: see [`WithSlice`].
+pub type SliceMutex<R, T> = lock_api::Mutex<WithSlice<R>, T>;
+/// Its guard.
+pub type SliceMutexGuard<'a, R, T> = lock_api::MutexGuard<'a, WithSlice<R>, T>;
+/// A `lock_api` 0.5 RwLock whose readers and writer request an extension.
+pub type SliceRwLock<R, T> = lock_api::RwLock<WithSlice<R>, T>;
+
+// SAFETY: mutual exclusion, acquire/release and the unwinding rules are
+// `R`'s: every operation forwards to `R` exactly once with `R`'s own guard
+// state; the extension request is a thread-local side effect.
+unsafe impl<R: lock_api::RawMutex> lock_api::RawMutex for WithSlice<R> {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = WithSlice::new(R::INIT, Policy::Always);
+    type Guard = SliceHeld<R::Guard>;
+
+    #[inline]
+    fn lock(&self) -> Self::Guard {
+        let (g, request) = self.acquire(|| self.inner.try_lock(), || self.inner.lock());
+        SliceHeld::new(g, request)
+    }
+
+    #[inline]
+    fn try_lock(&self) -> Option<Self::Guard> {
+        let g = self.inner.try_lock()?;
+        Some(SliceHeld::new(g, self.contention.acquired(false)))
+    }
+
+    #[inline]
+    unsafe fn unlock(&self, guard: Self::Guard) {
+        let SliceHeld { inner, slice } = guard;
+        // SAFETY: `inner` is the state of the acquisition our caller holds.
+        unsafe { self.inner.unlock(inner) };
+        drop(slice);
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+}
+
+// SAFETY: as for `RawMutex`: forwards to `R`.
+unsafe impl<R: lock_api::RawMutexFair> lock_api::RawMutexFair for WithSlice<R> {
+    #[inline]
+    unsafe fn unlock_fair(&self, guard: Self::Guard) {
+        let SliceHeld { inner, slice } = guard;
+        // SAFETY: `inner` is the state of the acquisition our caller holds.
+        unsafe { self.inner.unlock_fair(inner) };
+        drop(slice);
+    }
+}
+
+// SAFETY: as for `RawMutex`: every operation forwards to `R` once.
+unsafe impl<R: lock_api::RawRwLock> lock_api::RawRwLock for WithSlice<R> {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = WithSlice::new(R::INIT, Policy::Always);
+    type SharedGuard = SliceHeld<R::SharedGuard>;
+    type ExclusiveGuard = SliceHeld<R::ExclusiveGuard>;
+
+    #[inline]
+    fn lock_shared(&self) -> Self::SharedGuard {
+        let (g, request) =
+            self.acquire(|| self.inner.try_lock_shared(), || self.inner.lock_shared());
+        SliceHeld::new(g, request)
+    }
+
+    #[inline]
+    fn try_lock_shared(&self) -> Option<Self::SharedGuard> {
+        let g = self.inner.try_lock_shared()?;
+        Some(SliceHeld::new(g, self.contention.acquired(false)))
+    }
+
+    #[inline]
+    unsafe fn unlock_shared(&self, guard: Self::SharedGuard) {
+        let SliceHeld { inner, slice } = guard;
+        // SAFETY: `inner` is the state of the shared acquisition our caller holds.
+        unsafe { self.inner.unlock_shared(inner) };
+        drop(slice);
+    }
+
+    #[inline]
+    fn lock_exclusive(&self) -> Self::ExclusiveGuard {
+        let (g, request) = self.acquire(
+            || self.inner.try_lock_exclusive(),
+            || self.inner.lock_exclusive(),
+        );
+        SliceHeld::new(g, request)
+    }
+
+    #[inline]
+    fn try_lock_exclusive(&self) -> Option<Self::ExclusiveGuard> {
+        let g = self.inner.try_lock_exclusive()?;
+        Some(SliceHeld::new(g, self.contention.acquired(false)))
+    }
+
+    #[inline]
+    unsafe fn unlock_exclusive(&self, guard: Self::ExclusiveGuard) {
+        let SliceHeld { inner, slice } = guard;
+        // SAFETY: `inner` is the state of the exclusive acquisition our caller holds.
+        unsafe { self.inner.unlock_exclusive(inner) };
+        drop(slice);
+    }
+
+    #[inline]
+    fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
+    #[inline]
+    fn is_locked_exclusive(&self) -> bool {
+        self.inner.is_locked_exclusive()
+    }
+}
