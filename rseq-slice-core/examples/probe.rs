@@ -43,7 +43,7 @@ fn main() {
         Ok(on) => println!("prctl GET             enabled = {on}"),
         Err(e) => println!(
             "prctl GET             error: {e} (errno {})",
-            e.raw_os_error()
+            e.raw()
         ),
     }
     match &outcome {

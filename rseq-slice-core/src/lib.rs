@@ -62,8 +62,7 @@ pub use lock::{
     Policy, RawSpin, SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, SpinMutex,
     SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,
 };
-pub use reason::{Error, Unavailable};
-pub use rustix::io::Errno;
+pub use reason::{Errno, Error, Unavailable};
 pub use stats::{SharedStats, SliceStats};
 pub use sys::LibcRseq;
 pub use thread::{

@@ -2,7 +2,47 @@
 
 use core::fmt;
 
-use rustix::io::Errno;
+/// An error number from a system call (`ENOSYS`, `EPERM`, …), shown as the
+/// system's message. Convert it with `std::io::Error::from` for `kind()`.
+///
+/// The crate's own type, so that no dependency's major version becomes part
+/// of this API.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(i32);
+
+impl Errno {
+    pub(crate) fn from_rustix(e: rustix::io::Errno) -> Errno {
+        Errno(e.raw_os_error())
+    }
+
+    /// The error `raw` (`libc::ENOSYS`, …).
+    pub const fn from_raw(raw: i32) -> Errno {
+        Errno(raw)
+    }
+
+    /// The number (`libc::ENOSYS`, …).
+    pub fn raw(self) -> i32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Errno({}: {self})", self.0)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        std::io::Error::from_raw_os_error(self.0).fmt(f)
+    }
+}
+
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.0)
+    }
+}
 
 /// Why the time slice extension is not in effect on the calling thread.
 ///
@@ -134,6 +174,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::Errno;
+
+    #[test]
+    fn an_errno_reads_as_the_system_says() {
+        let e = Errno(libc::ENOSYS);
+        assert_eq!(e.raw(), libc::ENOSYS);
+        assert_eq!(std::io::Error::from(e).raw_os_error(), Some(libc::ENOSYS));
+        assert!(e.to_string().contains("not implemented"), "{e}");
+        assert!(format!("{e:?}").starts_with("Errno(38: "), "{e:?}");
+    }
+}
 
 impl From<Unavailable> for Error {
     fn from(u: Unavailable) -> Self {

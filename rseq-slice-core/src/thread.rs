@@ -89,7 +89,7 @@ pub fn state() -> Result<Registrar, Unavailable> {
 pub fn disable() -> Result<(), Error> {
     state()?;
     outside_section()?;
-    sys::slice_ext_set(false).map_err(Error::Prctl)?;
+    sys::slice_ext_set(false).map_err(|e| Error::Prctl(crate::Errno::from_rustix(e)))?;
     LOCAL.with(|l| l.set(None, State::Off(Unavailable::Disabled)));
     Ok(())
 }
@@ -106,7 +106,7 @@ pub fn enable() -> Result<(), Error> {
     if area.is_null() {
         return Err(Unavailable::ThreadExiting.into());
     }
-    sys::slice_ext_set(true).map_err(Error::Prctl)?;
+    sys::slice_ext_set(true).map_err(|e| Error::Prctl(crate::Errno::from_rustix(e)))?;
     LOCAL.with(|l| l.set(Some(ctrl_of(area)), State::On(registrar)));
     Ok(())
 }
@@ -136,7 +136,7 @@ pub fn kernel_support() -> Result<(), Unavailable> {
             Ok(_) => Ok(()),
             Err(Errno::INVAL | Errno::NOSYS) => Err(Unavailable::KernelTooOld { feature_size }),
             Err(e) if e.raw_os_error() == abi::ENOTSUPP => Err(Unavailable::NotBuiltIn),
-            Err(e) => Err(Unavailable::EnableFailed(e)),
+            Err(e) => Err(Unavailable::EnableFailed(crate::Errno::from_rustix(e))),
         }
     })
 }
@@ -221,7 +221,8 @@ thread_local! {
 
 fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
     kernel_support()?;
-    let registered = sys::rseq_is_registered().map_err(Unavailable::RseqUnavailable)?;
+    let registered = sys::rseq_is_registered()
+        .map_err(|e| Unavailable::RseqUnavailable(crate::Errno::from_rustix(e)))?;
     if registered {
         adopt_libc()
     } else {
@@ -251,7 +252,8 @@ fn register_own(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
         EnableVia::Prctl => 0,
     };
     // Every early return below drops `area`: unregistered and freed.
-    let area = Area::register(flags).map_err(Unavailable::RegistrationFailed)?;
+    let area = Area::register(flags)
+        .map_err(|e| Unavailable::RegistrationFailed(crate::Errno::from_rustix(e)))?;
     let f = flags_of(area.ptr.as_ptr());
     if !f.available() {
         return Err(Unavailable::LegacyOnly);
@@ -271,7 +273,7 @@ fn enable_unless(f: AreaFlags) -> Result<(), Unavailable> {
     if f.enabled() {
         return Ok(());
     }
-    sys::slice_ext_set(true).map_err(Unavailable::EnableFailed)
+    sys::slice_ext_set(true).map_err(|e| Unavailable::EnableFailed(crate::Errno::from_rustix(e)))
 }
 
 fn registered_by() -> Registrar {
@@ -332,11 +334,11 @@ pub struct ThreadReport {
     /// libc's `__rseq_*` symbols, where it exports them.
     pub libc: Option<LibcRseq>,
     /// Whether the thread has an rseq registration (anyone's).
-    pub registered: Result<bool, Errno>,
+    pub registered: Result<bool, crate::Errno>,
     /// The flags of the area guards use, when the extension is on.
     pub flags: Option<AreaFlags>,
     /// `prctl(PR_RSEQ_SLICE_EXTENSION, GET)`.
-    pub prctl_enabled: Result<bool, Errno>,
+    pub prctl_enabled: Result<bool, crate::Errno>,
     /// [`state`]: who registered, or why the extension is off.
     pub state: Result<Registrar, Unavailable>,
 }
@@ -350,9 +352,9 @@ impl ThreadReport {
             feature_size,
             align,
             libc: LibcRseq::get(),
-            registered: sys::rseq_is_registered(),
+            registered: sys::rseq_is_registered().map_err(crate::Errno::from_rustix),
             flags: state.ok().map(|r| flags_of(area_of(r))),
-            prctl_enabled: sys::slice_ext_get(),
+            prctl_enabled: sys::slice_ext_get().map_err(crate::Errno::from_rustix),
             state,
         }
     }

@@ -181,10 +181,10 @@ fn every_reason_reads_as_advice() {
         Unavailable::DisabledAtBoot,
         Unavailable::LibcLegacy { size: 32 },
         Unavailable::ForeignRegistration,
-        Unavailable::RseqUnavailable(Errno::NOSYS),
-        Unavailable::RegistrationFailed(Errno::INVAL),
+        Unavailable::RseqUnavailable(Errno::from_raw(libc::ENOSYS)),
+        Unavailable::RegistrationFailed(Errno::from_raw(libc::EINVAL)),
         Unavailable::LegacyOnly,
-        Unavailable::EnableFailed(Errno::NXIO),
+        Unavailable::EnableFailed(Errno::from_raw(libc::ENXIO)),
         Unavailable::Disabled,
         Unavailable::ThreadExiting,
     ];
