@@ -175,6 +175,12 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<Unavailable> for Error {
+    fn from(u: Unavailable) -> Self {
+        Error::Unavailable(u)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Errno;
@@ -186,11 +192,5 @@ mod tests {
         assert_eq!(std::io::Error::from(e).raw_os_error(), Some(libc::ENOSYS));
         assert!(e.to_string().contains("not implemented"), "{e}");
         assert!(format!("{e:?}").starts_with("Errno(38: "), "{e:?}");
-    }
-}
-
-impl From<Unavailable> for Error {
-    fn from(u: Unavailable) -> Self {
-        Error::Unavailable(u)
     }
 }
