@@ -30,6 +30,7 @@
 //! feature `lock` (lock wrappers and the adaptive policy) and `spin` (the
 //! clear-and-recheck spinlock).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -56,8 +57,10 @@ pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
 pub use kernel_stats::{KERNEL_STATS_PATH, KernelStats};
 #[cfg(feature = "lock_api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
 pub use lock::api04 as lock_api_0_4;
 #[cfg(feature = "lock_api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
 pub use lock::{
     Policy, RawSpin, SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, SpinMutex,
     SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,

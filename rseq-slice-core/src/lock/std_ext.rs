@@ -7,8 +7,8 @@ use crate::guard::SliceGuard;
 /// Lock a `std::sync::Mutex` and request an extension while it is held.
 ///
 /// std's mutex has no room for the adaptive state, so these always request
-/// (the naive protocol); use [`SliceMutex`] over parking_lot for
-/// [`Policy::Adaptive`].
+/// (the naive protocol); use [`SliceMutex`](crate::SliceMutex) over parking_lot for
+/// [`Policy::Adaptive`](crate::Policy::Adaptive).
 ///
 /// ```
 /// use rseq_slice_core::StdMutexExt;
