@@ -14,8 +14,21 @@ use crate::local::LOCAL;
 ///
 /// Keep the section short (a grant lasts 5 µs by default, 50 µs at most) and
 /// free of system calls: any system call inside a grant ends it.
-/// [`mem::forget`](core::mem::forget)ting a guard leaves the thread's
-/// request set until it exits; nothing worse happens.
+///
+/// Do not hold a guard across `.await` (possible on executors that run
+/// `!Send` futures: glommio, tokio's `LocalSet`) and do not leak one
+/// ([`mem::forget`](core::mem::forget), `MutexGuard::leak`). Either leaves the
+/// thread's request set, and while that guard lives every other guard on the
+/// thread is nested in it, so it requests nothing of its own, and
+/// [`disable`](crate::disable) / [`enable`](crate::enable) fail with
+/// `InCriticalSection`. A leak lasts until the thread exits. The runtime
+/// adapters find such a guard when the thread goes idle
+/// ([`runtime::idle`](crate::runtime::idle): `ThreadMetrics::open_guards`, a
+/// `WARN` with `tracing`). The nesting count saturates: past `u32::MAX` open
+/// guards, further guards are inert rather than wrapping it to 0.
+///
+/// Dropping a guard is async-signal-safe: it counts a grant but emits no
+/// `tracing` event ([`report_grants`](crate::report_grants) does, later).
 ///
 /// The guard belongs to its thread's rseq area, so it is neither `Send` nor
 /// `Sync`.

@@ -48,6 +48,7 @@ mod local;
 #[cfg(feature = "lock_api")]
 mod lock;
 mod reason;
+mod report;
 pub mod runtime;
 mod stats;
 mod sys;
@@ -76,6 +77,19 @@ pub use thread::{
 /// The calling thread's counters since it started.
 pub fn stats() -> SliceStats {
     local::LOCAL.with(|l| l.stats())
+}
+
+/// Emit the `tracing` event for the grants this thread's guards got since
+/// the last report (one `TRACE` event, target `rseq_slice`, fields `grants`
+/// and `yielded`); nothing without the `tracing` feature or without new
+/// grants.
+///
+/// Guards never emit events themselves: a guard may drop inside a signal
+/// handler, where `tracing` must not run. The runtime adapters call this at
+/// every section close, before parking and at thread stop. On threads of
+/// your own, call it where it suits you, outside signal handlers.
+pub fn report_grants() {
+    local::LOCAL.with(report::report);
 }
 
 /// `rseq_slice_yield()`: give the CPU back inside a grant; true when the

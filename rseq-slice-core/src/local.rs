@@ -27,6 +27,7 @@ pub(crate) struct Local {
     /// `&area.slice_ctrl` while the extension is on; null while it is off.
     ctrl: Cell<*mut u8>,
     /// Guards alive on this thread; only the outermost touches `request`.
+    /// It never wraps: at `u32::MAX` further guards are inert.
     depth: Cell<u32>,
     requested: Cell<u64>,
     granted: Cell<u64>,
@@ -35,6 +36,8 @@ pub(crate) struct Local {
     cleared: Cell<u64>,
     /// Whether the last grant's yield returned 1.
     last_yielded: Cell<bool>,
+    /// `(granted, yielded)` as of the last [`take_unreported`](Local::take_unreported).
+    reported: Cell<(u64, u64)>,
     state: Cell<State>,
 }
 
@@ -53,6 +56,7 @@ impl Local {
             revoked: Cell::new(0),
             cleared: Cell::new(0),
             last_yielded: Cell::new(false),
+            reported: Cell::new((0, 0)),
             state: Cell::new(State::Off(Unavailable::NotInitialized)),
         }
     }
@@ -68,6 +72,10 @@ impl Local {
     /// between sees a section in progress and leaves the flags alone. At
     /// depth 0 `granted` is always clear (the previous outermost section
     /// yielded or saw it clear), so setting `request` never meets a grant.
+    ///
+    /// `depth` never wraps: with `u32::MAX` sections open (leaked guards),
+    /// a further one is inert. Wrapping to 0 would let the next guard set
+    /// `request` while the kernel may hold a grant for the open section.
     #[inline(always)]
     #[must_use]
     pub(crate) fn enter(&self) -> bool {
@@ -76,7 +84,10 @@ impl Local {
             return false;
         }
         let d = self.depth.get();
-        self.depth.set(d.wrapping_add(1));
+        let Some(up) = d.checked_add(1) else {
+            return false;
+        };
+        self.depth.set(up);
         if d == 0 {
             compiler_fence(SeqCst);
             // SAFETY: a non-null `ctrl` points at this thread's registered
@@ -92,6 +103,11 @@ impl Local {
     /// Leave an armed section: the outermost one clears `request`, then
     /// yields if the kernel granted an extension meanwhile. `depth` drops
     /// last. If the area went away meanwhile (thread exit), only `depth` drops.
+    ///
+    /// Async-signal-safe, like `enter`: thread-local cells, the rseq bytes
+    /// and at most one system call. A grant is only counted here; its
+    /// `tracing` event is emitted later, outside any guard
+    /// ([`crate::report_grants`]).
     #[inline(always)]
     pub(crate) fn exit(&self) {
         let d = self.depth.get();
@@ -111,7 +127,7 @@ impl Local {
             }
             compiler_fence(SeqCst);
         }
-        self.depth.set(d.wrapping_sub(1));
+        self.depth.set(d.saturating_sub(1));
     }
 
     #[cold]
@@ -125,8 +141,20 @@ impl Local {
         } else {
             self.revoked.set(self.revoked.get() + 1);
         }
-        #[cfg(feature = "tracing")]
-        tracing::trace!(target: "rseq_slice", yielded, "time slice extension granted");
+    }
+
+    /// The grants counted since the last call, as `(granted, yielded)`, and
+    /// mark them reported; `None` when there were none. A grant a signal
+    /// handler counts meanwhile is left for the next call.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn take_unreported(&self) -> Option<(u64, u64)> {
+        let now = (self.granted.get(), self.yielded.get());
+        let before = self.reported.get();
+        if now.0 == before.0 {
+            return None;
+        }
+        self.reported.set(now);
+        Some((now.0.wrapping_sub(before.0), now.1.wrapping_sub(before.1)))
     }
 
     pub(crate) fn live_ctrl(&self) -> Option<core::ptr::NonNull<u8>> {
@@ -180,5 +208,97 @@ impl Local {
             revoked: self.revoked.get(),
             cleared: self.cleared.get(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The protocol on a `Local` of the test's own, pointed at a buffer that
+    //! stands in for `slice_ctrl` (the thread's real area is not touched).
+    //! A "grant" is the test writing `granted`; the guard's yield then meets
+    //! no grant (ENOSYS without the feature, 0 with it): counted as revoked.
+
+    use super::{Local, State};
+    use crate::thread::Registrar;
+
+    fn on(ctrl: *mut u8) -> Local {
+        let l = Local::new();
+        l.set(Some(ctrl), State::On(Registrar::Crate));
+        l
+    }
+
+    #[test]
+    fn depth_saturates_instead_of_wrapping() {
+        let mut ctrl = [0u8; 4];
+        let l = on(ctrl.as_mut_ptr());
+        assert!(l.enter());
+        // As if u32::MAX - 2 guards had been leaked inside this one.
+        l.depth.set(u32::MAX - 1);
+        assert!(l.enter());
+        assert_eq!(l.depth(), u32::MAX);
+        // One more would have wrapped to 0 and set `request` again.
+        assert!(!l.enter(), "a guard past u32::MAX must be inert");
+        assert_eq!(l.depth(), u32::MAX);
+        assert_eq!(l.stats().requested, 1);
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn a_grant_is_counted_at_the_guard_and_reported_later() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        /// Sums the `grants` field of the events it sees.
+        struct Grants(Arc<AtomicU64>, Arc<AtomicU64>);
+        impl tracing::field::Visit for &Grants {
+            fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+                if f.name() == "grants" {
+                    self.1.fetch_add(v, Ordering::Relaxed);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn core::fmt::Debug) {}
+        }
+        impl tracing::Subscriber for Grants {
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, e: &tracing::Event<'_>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+                e.record(&mut &*self);
+            }
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+
+        let (events, grants) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let _sub = tracing::subscriber::set_default(Grants(events.clone(), grants.clone()));
+        let mut ctrl = [0u8; 4];
+        let p = ctrl.as_mut_ptr();
+        let l = on(p);
+        for _ in 0..3 {
+            assert!(l.enter());
+            // SAFETY: `p` points at the 4-byte buffer above, alive here.
+            unsafe { p.add(1).write_volatile(1) };
+            l.exit();
+            // SAFETY: as above; the kernel would clear it at the yield.
+            unsafe { p.add(1).write_volatile(0) };
+        }
+        assert_eq!(l.stats().granted, 3);
+        assert_eq!(
+            events.load(Ordering::Relaxed),
+            0,
+            "the guard's exit emitted an event (not async-signal-safe)"
+        );
+        crate::report::report(&l);
+        assert_eq!(events.load(Ordering::Relaxed), 1);
+        assert_eq!(grants.load(Ordering::Relaxed), 3);
+        // Nothing new: nothing reported.
+        crate::report::report(&l);
+        assert_eq!(events.load(Ordering::Relaxed), 1);
     }
 }

@@ -62,21 +62,38 @@ pub(crate) unsafe fn rseq_unregister(area: *mut Rseq, len: u32) -> Result<(), Er
     .map(drop)
 }
 
+/// An address no user mapping can ever have: the last 64-byte-aligned
+/// address of the canonical kernel half (x86_64 and aarch64 alike).
+const NEVER_MAPPED: usize = 0xffff_ffff_ffff_ffc0;
+
 /// Whether the calling thread has an rseq registration, whoever made it.
 ///
-/// Asks the kernel to register a NULL area: a registered thread gets EINVAL
-/// (or EPERM / EBUSY), an unregistered one EFAULT (7.x, which writes the area
-/// at once) or 0 (older kernels, where a NULL registration is inert). Nothing
-/// is registered either way. Errors only with ENOSYS (no rseq in the kernel or
-/// a seccomp filter).
+/// Asks the kernel to register an area at [`NEVER_MAPPED`]: a registered
+/// thread gets EINVAL (another area; or EPERM / EBUSY), an unregistered one
+/// EFAULT, since the address fails the kernel's `access_ok` before anything
+/// is written or registered (every kernel with rseq: 6.18 and 7.2 seen). The
+/// probe used to pass NULL, which `access_ok` accepts: where
+/// `vm.mmap_min_addr` is 0 and page 0 is mapped, a 7.x kernel then wrote the
+/// area there. Errors only with ENOSYS (no rseq in the kernel or a seccomp
+/// filter).
 pub(crate) fn rseq_is_registered() -> Result<bool, Errno> {
-    // SAFETY: a NULL area can never be written successfully: the kernel faults
-    // (7.x, returning EFAULT with nothing registered) or keeps a NULL pointer,
-    // which it treats as "no registration".
-    let ret = unsafe { libc::syscall(libc::SYS_rseq, ptr::null_mut::<Rseq>(), 32u32, 0, 0u32) };
+    // SAFETY: the area lies in the kernel half, which `access_ok` refuses:
+    // the kernel writes nothing and registers nothing for it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rseq,
+            NEVER_MAPPED as *mut Rseq,
+            abi::ORIG_RSEQ_SIZE,
+            0,
+            0u32,
+        )
+    };
     match result(ret) {
-        Ok(_) | Err(Errno::FAULT) => Ok(false),
+        Err(Errno::FAULT) => Ok(false),
         Err(Errno::INVAL | Errno::PERM | Errno::BUSY) => Ok(true),
+        // A kernel that accepted the address would now hold a registration
+        // (a useless one): the thread is registered either way.
+        Ok(_) => Ok(true),
         Err(e) => Err(e),
     }
 }

@@ -176,9 +176,10 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The executor's main future: publishes the thread's counters at each
-    /// of its polls (glommio has no park hook), and the final ones when it
-    /// is dropped.
+    /// The executor's main future: at the end of each of its polls (glommio
+    /// has no park hook; no other task runs then) the thread goes idle for
+    /// the adapter: counters published, grants reported, guards left open
+    /// found ([`runtime::idle`]). The final counters when it is dropped.
     struct OnExecutor<F> {
         #[pin]
         fut: F,
@@ -191,7 +192,7 @@ impl<F: Future> Future for OnExecutor<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let out = self.project().fut.poll(cx);
-        runtime::publish();
+        runtime::idle();
         out
     }
 }

@@ -31,8 +31,10 @@
 //! - uses the future generator (run on the executor thread, inside its first
 //!   task poll) as the thread-start hook, and the drop of the executor's main
 //!   future (or of a [`SliceExecutor`]) as the thread-stop hook;
-//! - publishes the counters at each poll of the main future and at the end,
-//!   since there is no park hook.
+//! - at the end of each poll of the main future (no other task runs then),
+//!   publishes the counters, reports grants and checks for guards left open
+//!   ([`rseq_slice_core::runtime::idle`]), since there is no park hook; and
+//!   publishes at the end.
 //!
 //! None of glommio's own short cross-thread sections can be wrapped from
 //! outside it without also wrapping unbounded user work:
@@ -60,9 +62,11 @@
 //! Tracing is the core's, shared with the tokio adapter
 //! ([`rseq_slice_core::runtime`]): each executor thread enters a
 //! `rseq_slice_thread` span (field `index`), a thread where the extension is
-//! off logs why once (`WARN`), and each grant is a `TRACE` event with target
-//! `rseq_slice` and field `yielded`. There are no scheduler sections, so no
-//! per-kind events.
+//! off logs why once (`WARN`), and so does one found with a guard left open;
+//! grants are reported as `TRACE` events with target `rseq_slice` and fields
+//! `grants` and `yielded` at each main-future poll and at the end (never from
+//! inside a guard, which may run in a signal handler). There are no
+//! scheduler sections, so no per-kind events.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]

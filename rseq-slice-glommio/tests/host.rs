@@ -209,3 +209,43 @@ fn too_little_locked_memory_is_a_typed_error_not_a_panic() {
         lines[0]
     );
 }
+
+#[test]
+fn a_guard_held_across_await_is_found_between_main_future_polls() {
+    let b = LocalExecutorBuilder::default().with_slice_extension();
+    let metrics = b.metrics();
+    let m = metrics.clone();
+    let (on, seen, after) = b
+        .spawn(move || async move {
+            let holder = glommio::spawn_local(async {
+                let g = rseq_slice_core::SliceGuard::new();
+                glommio::timer::sleep(std::time::Duration::from_millis(20)).await;
+                drop(g);
+            });
+            // The main future yields meanwhile, with the holder's guard alive.
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+            let seen = m.threads()[0].open_guards;
+            holder.await;
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            (
+                rseq_slice_core::state().is_ok(),
+                seen,
+                m.threads()[0].open_guards,
+            )
+        })
+        .expect("executor start")
+        .join()
+        .unwrap();
+    if !on {
+        common::say(format_args!(
+            "SKIPPED a_guard_held_across_await_is_found_between_main_future_polls: guards are \
+             inert where the extension is off ({:?})",
+            metrics.threads()[0].state
+        ));
+        return;
+    }
+    common::say(format_args!(
+        "glommio: open guards between main-future polls {seen} while held, {after} after"
+    ));
+    assert_eq!((seen, after), (1, 0));
+}

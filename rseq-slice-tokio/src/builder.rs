@@ -7,15 +7,15 @@ use tokio::runtime::Builder;
 
 use crate::config::SliceConfig;
 use crate::hooks;
-#[cfg(tokio_unstable)]
-use rseq_slice_core::runtime;
 
 /// Adds the slice extension to a tokio runtime [`Builder`].
 ///
 /// Call it after your other builder settings. tokio keeps one hook of each
-/// kind: a thread hook set on the builder *after* this call replaces the
-/// adapter's, and one set *before* it is replaced by the adapter's. Give
-/// yours to [`SliceConfig`] instead: the adapter runs them for you.
+/// kind: a thread, task-poll or task-terminate hook set on the builder
+/// *after* this call replaces the adapter's, and one set *before* it is
+/// replaced by the adapter's. Give yours to [`SliceConfig`] instead: the
+/// adapter runs them for you. (A replaced poll hook is detected at the next
+/// poll: the adapter logs an error and stops opening scheduler sections.)
 pub trait BuilderExt {
     /// [`with_slice_config`](BuilderExt::with_slice_config) with the defaults.
     fn with_slice_extension(&mut self) -> &mut Self;
@@ -97,23 +97,20 @@ fn install(b: &mut Builder, cfg: SliceConfig) -> &mut Builder {
         .on_thread_stop(move || hooks::thread_stop(&c2))
         .on_thread_park(move || hooks::thread_park(&c3))
         .on_thread_unpark(move || hooks::thread_unpark(&c4));
-    // The poll hooks run around every task poll: install them only for a
-    // policy that uses them.
+    // The task hooks run around every task poll: install them only for a
+    // policy or user hooks that need them.
     #[cfg(tokio_unstable)]
-    if cfg.scheduler_sections || cfg.task_polls {
-        let (sched, polls) = (cfg.scheduler_sections, cfg.task_polls);
-        b.on_before_task_poll(move |_| {
-            runtime::close_section();
-            if polls {
-                runtime::open_section(hooks::TASK_POLL);
-            }
-        })
-        .on_after_task_poll(move |_| {
-            runtime::close_section();
-            if sched {
-                runtime::open_section(hooks::AFTER_POLL);
-            }
-        });
+    {
+        let sections = cfg.scheduler_sections || cfg.task_polls;
+        if sections || cfg.on_before_task_poll.is_some() || cfg.on_after_task_poll.is_some() {
+            let (c1, c2) = (cfg.clone(), cfg.clone());
+            b.on_before_task_poll(move |m| hooks::before_task_poll(&c1, m))
+                .on_after_task_poll(move |m| hooks::after_task_poll(&c2, m));
+        }
+        if sections || cfg.on_task_terminate.is_some() {
+            let c = cfg.clone();
+            b.on_task_terminate(move |m| hooks::task_terminate(&c, m));
+        }
     }
     b
 }

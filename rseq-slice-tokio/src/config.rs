@@ -7,6 +7,10 @@ use rseq_slice_core::runtime::SliceMetrics;
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
+/// A task hook (`tokio_unstable`): poll start and end, task termination.
+#[cfg(tokio_unstable)]
+pub(crate) type TaskHook = Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static>;
+
 /// How a runtime uses the slice extension.
 ///
 /// Defaults: scheduler sections **on** (they take effect only in builds with
@@ -16,7 +20,8 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
 /// the builder after the adapter would replace its own. Hand yours to the
-/// config instead; the adapter runs them outside any section:
+/// config instead (thread hooks, and with `tokio_unstable` the task-poll and
+/// task-terminate hooks); the adapter runs them outside any section:
 ///
 /// ```
 /// use rseq_slice_tokio::{BuilderExt, SliceConfig};
@@ -39,6 +44,12 @@ pub struct SliceConfig {
     pub(crate) on_thread_stop: Option<Hook>,
     pub(crate) on_thread_park: Option<Hook>,
     pub(crate) on_thread_unpark: Option<Hook>,
+    #[cfg(tokio_unstable)]
+    pub(crate) on_before_task_poll: Option<TaskHook>,
+    #[cfg(tokio_unstable)]
+    pub(crate) on_after_task_poll: Option<TaskHook>,
+    #[cfg(tokio_unstable)]
+    pub(crate) on_task_terminate: Option<TaskHook>,
 }
 
 impl Default for SliceConfig {
@@ -49,14 +60,18 @@ impl Default for SliceConfig {
 
 impl fmt::Debug for SliceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SliceConfig")
-            .field("scheduler_sections", &self.scheduler_sections)
+        let mut d = f.debug_struct("SliceConfig");
+        d.field("scheduler_sections", &self.scheduler_sections)
             .field("task_polls", &self.task_polls)
             .field("on_thread_start", &self.on_thread_start.is_some())
             .field("on_thread_stop", &self.on_thread_stop.is_some())
             .field("on_thread_park", &self.on_thread_park.is_some())
-            .field("on_thread_unpark", &self.on_thread_unpark.is_some())
-            .finish_non_exhaustive()
+            .field("on_thread_unpark", &self.on_thread_unpark.is_some());
+        #[cfg(tokio_unstable)]
+        d.field("on_before_task_poll", &self.on_before_task_poll.is_some())
+            .field("on_after_task_poll", &self.on_after_task_poll.is_some())
+            .field("on_task_terminate", &self.on_task_terminate.is_some());
+        d.finish_non_exhaustive()
     }
 }
 
@@ -71,6 +86,12 @@ impl SliceConfig {
             on_thread_stop: None,
             on_thread_park: None,
             on_thread_unpark: None,
+            #[cfg(tokio_unstable)]
+            on_before_task_poll: None,
+            #[cfg(tokio_unstable)]
+            on_after_task_poll: None,
+            #[cfg(tokio_unstable)]
+            on_task_terminate: None,
         }
     }
 
@@ -106,7 +127,8 @@ impl SliceConfig {
     }
 
     /// Your `on_thread_stop` hook, run after the adapter closes its section
-    /// and before it publishes the thread's final counters.
+    /// and before it publishes the thread's final counters (which it does
+    /// even if your hook panics).
     pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_thread_stop = Some(Arc::new(f));
         self
@@ -121,6 +143,43 @@ impl SliceConfig {
     /// Your `on_thread_unpark` hook, run before the adapter opens its section.
     pub fn on_thread_unpark(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_thread_unpark = Some(Arc::new(f));
+        self
+    }
+
+    /// Your `on_before_task_poll` hook (`tokio_unstable`), run after the
+    /// adapter closes the scheduler section and before it opens a task-poll
+    /// section (with [`task_polls`](SliceConfig::task_polls)).
+    #[cfg(tokio_unstable)]
+    pub fn on_before_task_poll(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_before_task_poll = Some(Arc::new(f));
+        self
+    }
+
+    /// Your `on_after_task_poll` hook (`tokio_unstable`), run after the
+    /// adapter closes a task-poll section and before it opens the scheduler
+    /// section.
+    #[cfg(tokio_unstable)]
+    pub fn on_after_task_poll(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_after_task_poll = Some(Arc::new(f));
+        self
+    }
+
+    /// Your `on_task_terminate` hook (`tokio_unstable`), run after the
+    /// adapter closes the thread's open section (see the tokio guide: this
+    /// is the hook that runs when a worker thread turns into a blocking-pool
+    /// thread).
+    #[cfg(tokio_unstable)]
+    pub fn on_task_terminate(
+        mut self,
+        f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_task_terminate = Some(Arc::new(f));
         self
     }
 }

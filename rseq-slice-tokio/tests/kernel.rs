@@ -68,19 +68,30 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .collect()
 }
 
-/// Counts grant events by section kind (`task` for the core's own events).
+/// Counts grants by section kind: one per adapter event (`kind`), and the
+/// `grants` of the core's reports (`any guard`).
 #[derive(Default)]
 struct Kinds(Mutex<HashMap<String, u64>>);
 
-struct KindVisitor(Option<String>, bool);
+#[derive(Default)]
+struct KindVisitor {
+    kind: Option<String>,
+    yielded: bool,
+    grants: u64,
+}
 impl tracing::field::Visit for KindVisitor {
     fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
         if f.name() == "kind" {
-            self.0 = Some(v.to_string());
+            self.kind = Some(v.to_string());
         }
     }
     fn record_bool(&mut self, f: &tracing::field::Field, _: bool) {
-        self.1 |= f.name() == "yielded";
+        self.yielded |= f.name() == "yielded";
+    }
+    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+        if f.name() == "grants" {
+            self.grants = v;
+        }
     }
     fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
 }
@@ -95,11 +106,12 @@ impl tracing::Subscriber for &'static Kinds {
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, e: &tracing::Event<'_>) {
-        let mut v = KindVisitor(None, false);
+        let mut v = KindVisitor::default();
         e.record(&mut v);
-        if v.1 {
-            let kind = v.0.unwrap_or_else(|| "any guard".into());
-            *self.0.lock().unwrap().entry(kind).or_default() += 1;
+        let mut k = self.0.lock().unwrap();
+        match v.kind {
+            Some(kind) if v.yielded => *k.entry(kind).or_default() += 1,
+            _ => *k.entry("any guard".into()).or_default() += v.grants,
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -198,8 +210,8 @@ fn workers_get_grants_that_match_the_kernel_stats() {
         "kernel sgrant {sgrant} outside [{}, {seen}]",
         total.granted
     );
-    // Every grant is one core event; scheduler-section grants add one event
-    // with their kind.
+    // Every grant is reported by the core (in batches, outside the guards);
+    // scheduler-section grants add one event with their kind.
     assert_eq!(
         by_kind.get("any guard").copied().unwrap_or(0),
         total.granted
@@ -216,10 +228,21 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     }
 }
 
+/// Whether the calling thread is inside a section: the adapter's open
+/// section, or `request` set in its rseq area.
+fn in_section() -> bool {
+    let request = rseq_slice_core::request_ptr().is_some_and(|p| {
+        // SAFETY: this thread's own `request` byte, alive while the
+        // extension is on.
+        unsafe { p.as_ptr().read_volatile() != 0 }
+    });
+    rseq_slice_core::runtime::section_open() || request
+}
+
 #[test]
 fn a_soak_of_a_million_polls_leaves_no_request_behind() {
-    let dirty = Arc::new(AtomicUsize::new(0));
-    let d = dirty.clone();
+    let stopped_dirty = Arc::new(AtomicUsize::new(0));
+    let d = stopped_dirty.clone();
     let cfg = SliceConfig::new()
         .scheduler_sections(true)
         .on_thread_stop(move || {
@@ -237,19 +260,33 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
             }
         });
     let metrics = cfg.metrics();
-    let polls = Arc::new(AtomicUsize::new(0));
+    // Checked where no section may be open: at the start of every task poll
+    // (outside `slice_critical`), and inside `spawn_blocking` closures right
+    // after a `block_in_place` (whose thread leaves for the blocking pool).
+    let [polls, in_poll, blocking, in_blocking]: [Arc<AtomicUsize>; 4] = Default::default();
     let rt = two_workers(cfg);
     let t = Instant::now();
     rt.block_on(async {
         let tasks: Vec<_> = (0..2000)
             .map(|i| {
-                let polls = polls.clone();
+                let (polls, in_poll) = (polls.clone(), in_poll.clone());
+                let (blocking, in_blocking) = (blocking.clone(), in_blocking.clone());
                 tokio::spawn(async move {
                     for j in 0..500u32 {
+                        if in_section() {
+                            in_poll.fetch_add(1, Ordering::Relaxed);
+                        }
                         if (i + j) % 100 == 0 {
                             tokio::time::sleep(Duration::from_micros(200)).await;
                         } else if j % 10 == 0 {
                             slice_critical(async { std::hint::black_box(j) }).await;
+                        } else if i % 20 == 0 && j % 100 == 55 {
+                            tokio::task::block_in_place(|| std::hint::black_box(j));
+                            tokio::task::yield_now().await;
+                            if tokio::task::spawn_blocking(in_section).await.unwrap() {
+                                in_blocking.fetch_add(1, Ordering::Relaxed);
+                            }
+                            blocking.fetch_add(1, Ordering::Relaxed);
                         }
                         tokio::task::yield_now().await;
                         polls.fetch_add(1, Ordering::Relaxed);
@@ -263,14 +300,27 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
     });
     drop(rt);
     let total = metrics.total();
+    let n = |c: &Arc<AtomicUsize>| c.load(Ordering::Relaxed);
     say(format_args!(
-        "tokio soak: {} polls by 2000 tasks in {:?}: {total:?}",
-        polls.load(Ordering::Relaxed),
-        t.elapsed()
+        "tokio soak [unstable={}]: {} polls by 2000 tasks in {:?}: {total:?}; inside a section: \
+         {} poll starts, {} of {} spawn_blocking closures after block_in_place",
+        cfg!(tokio_unstable),
+        n(&polls),
+        t.elapsed(),
+        n(&in_poll),
+        n(&in_blocking),
+        n(&blocking)
     ));
-    assert!(polls.load(Ordering::Relaxed) >= 1_000_000);
+    assert!(n(&polls) >= 1_000_000);
+    assert_eq!(n(&blocking), 500);
+    assert_eq!(n(&in_poll), 0, "task polls started inside a section");
     assert_eq!(
-        dirty.load(Ordering::Relaxed),
+        n(&in_blocking),
+        0,
+        "spawn_blocking closures ran inside a section"
+    );
+    assert_eq!(
+        n(&stopped_dirty),
         0,
         "a thread stopped with request or granted set"
     );
