@@ -41,10 +41,7 @@ fn main() {
     }
     match r.prctl_enabled {
         Ok(on) => println!("prctl GET             enabled = {on}"),
-        Err(e) => println!(
-            "prctl GET             error: {e} (errno {})",
-            e.raw()
-        ),
+        Err(e) => println!("prctl GET             error: {e} (errno {})", e.raw()),
     }
     match &outcome {
         Ok(_) => println!("time slice extension  ON"),

@@ -12,7 +12,7 @@ use core::ptr;
 use core::sync::atomic::{Ordering::SeqCst, compiler_fence};
 
 use crate::reason::Unavailable;
-use crate::stats::SliceStats;
+use crate::stats::{Cells, SliceStats};
 use crate::sys;
 use crate::thread::Registrar;
 
@@ -29,11 +29,7 @@ pub(crate) struct Local {
     /// Guards alive on this thread; only the outermost touches `request`.
     /// It never wraps: at `u32::MAX` further guards are inert.
     depth: Cell<u32>,
-    requested: Cell<u64>,
-    granted: Cell<u64>,
-    yielded: Cell<u64>,
-    revoked: Cell<u64>,
-    cleared: Cell<u64>,
+    counts: Cells,
     /// Whether the last grant's yield returned 1.
     last_yielded: Cell<bool>,
     /// `(granted, yielded)` as of the last [`take_unreported`](Local::take_unreported).
@@ -50,11 +46,7 @@ impl Local {
         Local {
             ctrl: Cell::new(ptr::null_mut()),
             depth: Cell::new(0),
-            requested: Cell::new(0),
-            granted: Cell::new(0),
-            yielded: Cell::new(0),
-            revoked: Cell::new(0),
-            cleared: Cell::new(0),
+            counts: Cells::new(),
             last_yielded: Cell::new(false),
             reported: Cell::new((0, 0)),
             state: Cell::new(State::Off(Unavailable::NotInitialized)),
@@ -95,7 +87,7 @@ impl Local {
             // the byte too, hence volatile.
             unsafe { ptr::write_volatile(req, 1) };
             compiler_fence(SeqCst);
-            self.requested.set(self.requested.get() + 1);
+            Cells::bump(&self.counts.requested);
         }
         true
     }
@@ -135,11 +127,11 @@ impl Local {
     fn granted_slow(&self) {
         let yielded = sys::slice_yield();
         self.last_yielded.set(yielded);
-        self.granted.set(self.granted.get() + 1);
+        Cells::bump(&self.counts.granted);
         if yielded {
-            self.yielded.set(self.yielded.get() + 1);
+            Cells::bump(&self.counts.yielded);
         } else {
-            self.revoked.set(self.revoked.get() + 1);
+            Cells::bump(&self.counts.revoked);
         }
     }
 
@@ -148,7 +140,7 @@ impl Local {
     /// handler counts meanwhile is left for the next call.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn take_unreported(&self) -> Option<(u64, u64)> {
-        let now = (self.granted.get(), self.yielded.get());
+        let now = (self.counts.granted.get(), self.counts.yielded.get());
         let before = self.reported.get();
         if now.0 == before.0 {
             return None;
@@ -171,13 +163,13 @@ impl Local {
     #[cold]
     #[inline(never)]
     fn cleared_slow(&self) {
-        self.cleared.set(self.cleared.get() + 1);
+        Cells::bump(&self.counts.cleared);
         sys::slice_yield();
     }
 
     /// Grants seen so far (cheaper than a whole [`SliceStats`] snapshot).
     pub(crate) fn granted_count(&self) -> u64 {
-        self.granted.get()
+        self.counts.granted.get()
     }
 
     /// Whether the last grant's `rseq_slice_yield()` returned 1.
@@ -201,13 +193,7 @@ impl Local {
     }
 
     pub(crate) fn stats(&self) -> SliceStats {
-        SliceStats {
-            requested: self.requested.get(),
-            granted: self.granted.get(),
-            yielded: self.yielded.get(),
-            revoked: self.revoked.get(),
-            cleared: self.cleared.get(),
-        }
+        self.counts.snapshot()
     }
 }
 
