@@ -106,3 +106,21 @@ pub fn slice_yield() -> bool {
 pub fn request_ptr() -> Option<core::ptr::NonNull<u8>> {
     local::LOCAL.with(|l| l.live_ctrl())
 }
+
+/// This thread's `slice_ctrl` as `(request, granted)`, read afresh, while
+/// the extension is on; `None` while guards are inert.
+///
+/// For tests and tooling: outside any guard both are 0; inside the
+/// outermost one `request` is 1 until the kernel grants (then `granted` is
+/// 1 and `request` 0) or clears it.
+///
+/// ```
+/// let _ = rseq_slice_core::init();
+/// if let Some((request, _granted)) = rseq_slice_core::slice_ctrl() {
+///     assert_eq!(request, 0); // no section open
+///     rseq_slice_core::critical(|| assert!(rseq_slice_core::slice_ctrl().is_some()));
+/// }
+/// ```
+pub fn slice_ctrl() -> Option<(u8, u8)> {
+    local::LOCAL.with(|l| l.ctrl_bytes())
+}

@@ -149,6 +149,16 @@ impl Local {
         Some((now.0.wrapping_sub(before.0), now.1.wrapping_sub(before.1)))
     }
 
+    /// `(request, granted)` read afresh while the extension is on.
+    pub(crate) fn ctrl_bytes(&self) -> Option<(u8, u8)> {
+        let req = self.live_ctrl()?.as_ptr();
+        // SAFETY: while the extension is on, `ctrl` is this thread's
+        // registered `slice_ctrl` (mapped until the thread exits) and
+        // `granted` is its next byte; volatile byte reads, because the
+        // kernel writes them on this thread's return path.
+        unsafe { Some((ptr::read_volatile(req), ptr::read_volatile(req.add(1)))) }
+    }
+
     pub(crate) fn live_ctrl(&self) -> Option<core::ptr::NonNull<u8>> {
         core::ptr::NonNull::new(self.ctrl.get())
     }
