@@ -228,8 +228,10 @@ impl LibcRseq {
         })
     }
 
-    /// The calling thread's libc rseq area.
-    pub(crate) fn area(&self) -> *mut Rseq {
+    /// The calling thread's libc rseq area: the thread pointer plus
+    /// `__rseq_offset`. Registered only when `size` is non-zero and libc's
+    /// registration of this thread succeeded.
+    pub fn area(&self) -> *mut Rseq {
         thread_pointer().wrapping_offset(self.offset).cast()
     }
 }
