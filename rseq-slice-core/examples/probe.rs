@@ -1,8 +1,35 @@
 //! What this thread and this kernel offer: `cargo run --example probe`.
+//!
+//! `--expect crate|libc-v2|libc-legacy` exits with status 1 unless the
+//! extension is on in the crate's own area / on in libc's adopted optimized
+//! area / off because libc's area is legacy (`cargo xtask probe` uses it).
 
-use rseq_slice_core::{Registrar, ThreadReport};
+use rseq_slice_core::{Registrar, ThreadReport, Unavailable};
+
+/// The `--expect` value, or the reason the command line is wrong.
+fn expectation() -> Result<Option<String>, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(None),
+        [flag, v]
+            if flag == "--expect" && ["crate", "libc-v2", "libc-legacy"].contains(&v.as_str()) =>
+        {
+            Ok(Some(v.clone()))
+        }
+        _ => Err(format!(
+            "usage: probe [--expect crate|libc-v2|libc-legacy] (got {args:?})"
+        )),
+    }
+}
 
 fn main() {
+    let expect = match expectation() {
+        Ok(e) => e,
+        Err(usage) => {
+            eprintln!("{usage}");
+            std::process::exit(2);
+        }
+    };
     let outcome = rseq_slice_core::init();
     let r = ThreadReport::read();
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -22,7 +49,8 @@ fn main() {
     let libc_size = r.libc.map_or(0, |l| l.size);
     let who = match (&outcome, r.registered) {
         (Ok(Registrar::Crate), _) => "this crate".to_string(),
-        (Ok(_), _) => "libc, optimized (v2)".to_string(),
+        (Ok(Registrar::LibcV2), _) => "libc, optimized (v2)".to_string(),
+        (Ok(other), _) => format!("{other:?}"),
         (Err(_), Ok(true)) if libc_size > 32 => "libc, optimized (v2)".to_string(),
         (Err(_), Ok(true)) if libc_size > 0 => format!("libc, legacy ({libc_size} bytes)"),
         (Err(_), Ok(true)) => "another library".to_string(),
@@ -51,5 +79,18 @@ fn main() {
     match nsec {
         Ok(v) => println!("slice_ext_nsec        {} ns", v.trim()),
         Err(e) => println!("slice_ext_nsec        unreadable ({e}; needs root and debugfs)"),
+    }
+    if let Some(want) = expect {
+        let seen = match outcome {
+            Ok(Registrar::Crate) => "crate",
+            Ok(Registrar::LibcV2) => "libc-v2",
+            Err(Unavailable::LibcLegacy { .. }) => "libc-legacy",
+            _ => "something else",
+        };
+        if seen != want {
+            eprintln!("probe: expected {want}, found {seen} ({outcome:?})");
+            std::process::exit(1);
+        }
+        println!("expected              {want}: yes");
     }
 }

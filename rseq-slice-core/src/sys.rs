@@ -98,6 +98,22 @@ pub(crate) fn rseq_is_registered() -> Result<bool, Errno> {
     }
 }
 
+/// Whether `area`/`len` is the calling thread's rseq registration: asking
+/// the kernel to register it again fails with EBUSY exactly then (another
+/// area or length gives EINVAL, another signature EPERM).
+///
+/// # Safety
+/// The calling thread must have an rseq registration (anyone's): then the
+/// kernel only compares and registers nothing. `area` must point to `len`
+/// bytes that stay valid as long as the thread, in case it is the
+/// registration.
+pub(crate) unsafe fn rseq_is_current(area: *mut Rseq, len: u32) -> bool {
+    // SAFETY: per the caller, the thread is registered, so this call cannot
+    // register `area`; it returns an error either way.
+    let ret = unsafe { libc::syscall(libc::SYS_rseq, area, len, 0, abi::RSEQ_SIG) };
+    result(ret) == Err(Errno::BUSY)
+}
+
 /// `prctl(PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_GET, 0, 0, 0)`.
 pub(crate) fn slice_ext_get() -> Result<bool, Errno> {
     // SAFETY: a GET prctl only reads task state.
@@ -245,8 +261,10 @@ impl LibcRseq {
         })
     }
 
-    /// The calling thread's libc rseq area.
-    pub(crate) fn area(&self) -> *mut Rseq {
+    /// The calling thread's libc rseq area: the thread pointer plus
+    /// `__rseq_offset`. Registered only when `size` is non-zero and libc's
+    /// registration of this thread succeeded.
+    pub fn area(&self) -> *mut Rseq {
         thread_pointer().wrapping_offset(self.offset).cast()
     }
 }
@@ -260,7 +278,8 @@ fn dlsym(name: &CStr) -> Option<*const libc::c_void> {
 /// Read a kernel-written `u32` of an rseq area with single-copy atomicity.
 ///
 /// # Safety
-/// `p` must point into the calling thread's registered area.
+/// `p` must point into an rseq area of the calling thread (registered, or
+/// libc's in the thread's control block): valid for reads.
 #[inline]
 pub(crate) unsafe fn read_u32(p: *const u32) -> u32 {
     // SAFETY: per the caller; volatile because the kernel writes it.

@@ -230,10 +230,14 @@ fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
     }
 }
 
+/// The thread is registered: adopt libc's area if it is the registered one.
 fn adopt_libc() -> Result<(Registrar, *mut u8), Unavailable> {
     match LibcRseq::get() {
         Some(libc) if libc.size as usize >= abi::FEATURE_SIZE_SLICE => {
             let area = libc.area();
+            if !libc_registered(area, libc.size) {
+                return Err(Unavailable::ForeignRegistration);
+            }
             let f = flags_of(area);
             if !f.available() {
                 return Err(Unavailable::LegacyOnly);
@@ -244,6 +248,26 @@ fn adopt_libc() -> Result<(Registrar, *mut u8), Unavailable> {
         Some(libc) if libc.size > 0 => Err(Unavailable::LibcLegacy { size: libc.size }),
         _ => Err(Unavailable::ForeignRegistration),
     }
+}
+
+/// Whether libc's `area` is this thread's registration. `__rseq_size` is
+/// process-wide: glibc sets it when the main thread registers, but a later
+/// thread's registration can fail (it then stores
+/// `RSEQ_CPU_ID_REGISTRATION_FAILED` in `cpu_id`), and another library may
+/// have unregistered glibc's area and registered its own (the kernel then
+/// left `RSEQ_CPU_ID_UNINITIALIZED` there). A registered area holds a CPU
+/// number; the kernel confirms it.
+fn libc_registered(area: *mut Rseq, size: u32) -> bool {
+    // SAFETY: libc's area lives in the thread's control block, valid for
+    // the thread's lifetime whether registered or not.
+    let cpu_id = unsafe { sys::read_u32(&raw const (*area).cpu_id) };
+    if cpu_id == abi::RSEQ_CPU_ID_REGISTRATION_FAILED || cpu_id == abi::RSEQ_CPU_ID_UNINITIALIZED {
+        return false;
+    }
+    // SAFETY: the thread is registered (the caller checked); libc's area
+    // is `size` bytes (glibc registers `__rseq_size` bytes) for the
+    // thread's lifetime.
+    unsafe { sys::rseq_is_current(area, size) }
 }
 
 fn register_own(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {

@@ -1,26 +1,24 @@
 //! The real kernel: registration, enablement, grants, the kernel's own
 //! counters, its protocol checks, and thread churn. On a kernel without the
 //! feature every test prints why it skips; `cargo xtask test` runs them in a
-//! guest (`rseq_debug=1`) with `RSEQ_SLICE_REQUIRE_KERNEL=1`, once with the
-//! crate's own registration and once with glibc's legacy one.
+//! guest (`rseq_debug=1`) with `RSEQ_SLICE_REQUIRE_KERNEL=1`: with the
+//! crate's own registration and glibc 2.36's legacy one on the host's root,
+//! and glibc 2.41's own (adopted) in a Debian root.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Mode, Noise, kernel_mode, last_cpu, on_thread, pin, say, spin};
-use rseq_slice_core::KernelStats;
+use common::{Mode, Noise, expect_init, kernel_mode, last_cpu, on_thread, pin, say, spin};
+use rseq_slice_core::abi::{self, Rseq};
 use rseq_slice_core::{
-    EnableVia, Registrar, SliceGuard, ThreadReport, Unavailable, critical, disable, enable, init,
-    init_with, request_ptr, state, stats,
+    EnableVia, KernelStats, LibcRseq, Registrar, SliceGuard, ThreadReport, Unavailable, critical,
+    disable, enable, init, init_with, request_ptr, state, stats,
 };
 
 fn expect_legacy(outcome: Result<Registrar, Unavailable>) {
-    assert!(
-        matches!(outcome, Err(Unavailable::LibcLegacy { size }) if size <= 32),
-        "glibc's legacy area must be reported, got {outcome:?}"
-    );
+    expect_init(Mode::LibcLegacy, outcome);
 }
 
 #[test]
@@ -39,7 +37,7 @@ fn own_v2_registration_with_default_on() {
             assert_eq!(r.prctl_enabled, Ok(false));
             return;
         }
-        assert_eq!(outcome, Ok(Registrar::Crate));
+        expect_init(mode, outcome);
         let f = r.flags.expect("flags of the live area");
         assert!(f.available() && f.enabled(), "flags {:#x}", f.0);
         assert_eq!(
@@ -60,7 +58,7 @@ fn own_registration_enabled_by_prctl() {
         if mode == Mode::LibcLegacy {
             return expect_legacy(outcome);
         }
-        assert_eq!(outcome, Ok(Registrar::Crate));
+        expect_init(mode, outcome);
         let r = ThreadReport::read();
         let f = r.flags.unwrap();
         assert!(f.available() && f.enabled(), "flags {:#x}", f.0);
@@ -96,7 +94,7 @@ fn disable_then_enable_round_trip() {
         let request = unsafe { area.as_ptr().read_volatile() };
         assert_eq!(request, 0, "a disabled guard touched the area");
         enable().unwrap();
-        assert_eq!(state(), Ok(Registrar::Crate));
+        assert_eq!(state(), outcome);
         assert_eq!(request_ptr(), Some(area));
         assert_eq!(ThreadReport::read().prctl_enabled, Ok(true));
         assert!(ThreadReport::read().flags.unwrap().enabled());
@@ -114,12 +112,7 @@ fn grants_under_noise_agree_with_kernel_stats() {
     let (ours, kernel, elapsed) = on_thread(move || {
         let cpu = last_cpu();
         pin(cpu);
-        let outcome = init();
-        if mode == Mode::LibcLegacy {
-            expect_legacy(outcome);
-        } else {
-            assert_eq!(outcome, Ok(Registrar::Crate));
-        }
+        expect_init(mode, init());
         // As the kernel's slice_test (n2_2_50): a same-CPU noise thread that
         // wakes every 50 µs; 2 µs critical sections back to back.
         let noise = Noise::start(cpu, Duration::from_micros(2), Duration::from_micros(50));
@@ -278,23 +271,22 @@ fn thread_churn_leaves_nothing_registered() {
         let batch: Vec<_> = (0..8)
             .map(|_| {
                 std::thread::spawn(move || {
-                    if mode == Mode::On {
+                    // The crate's own area goes before later thread-local
+                    // destructors; libc's stays until the thread ends.
+                    if mode == Mode::Crate {
                         AFTER_EXIT.with(|_| ());
                     }
                     let outcome = init();
                     for _ in 0..100 {
                         critical(|| std::hint::black_box(()));
                     }
-                    match mode {
-                        Mode::On => assert_eq!(outcome, Ok(Registrar::Crate)),
-                        Mode::LibcLegacy => expect_legacy(outcome),
-                    }
+                    expect_init(mode, outcome);
                     stats()
                 })
             })
             .collect();
         for h in batch {
-            let expected = if mode == Mode::On { 100 } else { 0 };
+            let expected = if mode.on() { 100 } else { 0 };
             assert_eq!(h.join().expect("a churn thread failed").requested, expected);
         }
     }
@@ -302,7 +294,7 @@ fn thread_churn_leaves_nothing_registered() {
         "thread churn [{mode:?}]: {THREADS} threads in {:?}",
         t.elapsed()
     ));
-    if mode == Mode::On {
+    if mode == Mode::Crate {
         assert_eq!(CHECKED_AT_EXIT.load(Ordering::Relaxed), THREADS);
         assert_eq!(
             LEFT_REGISTERED.load(Ordering::Relaxed),
@@ -340,4 +332,121 @@ fn a_boot_without_the_feature_says_why() {
         let libc_registers = rseq_slice_core::LibcRseq::get().is_some_and(|l| l.size > 0);
         assert_eq!(ThreadReport::read().registered, Ok(libc_registers));
     });
+}
+
+/// glibc ≥ 2.41's own area: registered without the extension, adopted by
+/// `init()` and switched on with prctl; guards then use that very area.
+#[test]
+fn libc_v2_area_is_adopted_and_enabled_by_prctl() {
+    let Some(mode) = kernel_mode("libc_v2_area_is_adopted_and_enabled_by_prctl") else {
+        return;
+    };
+    if mode != Mode::LibcV2 {
+        say(format_args!(
+            "SKIPPED libc_v2_area_is_adopted_and_enabled_by_prctl: libc registered no \
+             optimized area here ({mode:?}; the Debian root's glibc 2.41 does)"
+        ));
+        return;
+    }
+    on_thread(|| {
+        let libc = LibcRseq::get().expect("glibc 2.41 exports __rseq_*");
+        assert!(libc.size >= 33, "{libc:?}");
+        let area = libc.area();
+        // SAFETY: glibc's area of this thread, in its thread control block.
+        let flags_before = unsafe { (&raw const (*area).flags).read_volatile() };
+        assert_eq!(
+            flags_before & 0x30,
+            0x10,
+            "glibc registers with the extension AVAILABLE, not ENABLED: {flags_before:#x}"
+        );
+        assert_eq!(ThreadReport::read().prctl_enabled, Ok(false));
+        assert_eq!(init(), Ok(Registrar::LibcV2));
+        let ctrl = request_ptr().expect("an area in use");
+        assert_eq!(
+            ctrl.as_ptr(),
+            area.cast::<u8>().wrapping_add(28),
+            "guards must use glibc's slice_ctrl"
+        );
+        let r = ThreadReport::read();
+        assert!(
+            r.flags.is_some_and(|f| f.available() && f.enabled()),
+            "{r:?}"
+        );
+        assert_eq!(r.prctl_enabled, Ok(true));
+    });
+}
+
+/// `rseq(area, len, flags, RSEQ_SIG)` for the test below.
+fn rseq(area: *mut Rseq, len: u32, flags: i32) -> Result<(), std::io::Error> {
+    // SAFETY: the callers keep every area they register alive until they
+    // unregister it, and unregister only areas of this thread.
+    let ret = unsafe { libc::syscall(libc::SYS_rseq, area, len, flags, abi::RSEQ_SIG) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// `__rseq_size` says glibc registered, but on this thread another area is
+/// the registration (another library unregistered glibc's and registered
+/// its own; or glibc's registration failed, leaving
+/// `RSEQ_CPU_ID_REGISTRATION_FAILED`): guards on glibc's area would never
+/// be granted, so it must not be adopted.
+#[test]
+fn a_libc_area_that_is_not_the_registration_is_not_adopted() {
+    let Some(mode) = kernel_mode("a_libc_area_that_is_not_the_registration_is_not_adopted") else {
+        return;
+    };
+    if mode != Mode::LibcV2 {
+        say(format_args!(
+            "SKIPPED a_libc_area_that_is_not_the_registration_is_not_adopted: libc registered \
+             no optimized area here ({mode:?})"
+        ));
+        return;
+    }
+    // With cpu_id as the kernel leaves it after unregistering (-1), and as
+    // glibc leaves it after a failed registration (-2).
+    for cpu_id in [
+        abi::RSEQ_CPU_ID_UNINITIALIZED,
+        abi::RSEQ_CPU_ID_REGISTRATION_FAILED,
+    ] {
+        on_thread(move || {
+            let libc = LibcRseq::get().unwrap();
+            let glibc = libc.area();
+            rseq(glibc, libc.size, abi::RSEQ_FLAG_UNREGISTER).expect("unregistering glibc's area");
+            // SAFETY: glibc's area of this thread, unregistered: only we write it.
+            unsafe { (&raw mut (*glibc).cpu_id).write_volatile(cpu_id) };
+            // AT_RSEQ_ALIGN (64) for a 33-byte registration.
+            #[repr(C, align(64))]
+            struct Aligned(Rseq);
+            let foreign = Box::into_raw(Box::new(Aligned(Rseq {
+                cpu_id_start: 0,
+                cpu_id: abi::RSEQ_CPU_ID_UNINITIALIZED,
+                rseq_cs: 0,
+                flags: 0,
+                node_id: 0,
+                mm_cid: 0,
+                slice_ctrl: 0,
+                reserved: 0,
+            })));
+            // SAFETY: `foreign` is live; its first field is at offset 0.
+            let foreign_area = unsafe { &raw mut (*foreign).0 };
+            rseq(foreign_area, 33, 0).expect("registering another area");
+            let outcome = init();
+            let ctrl = request_ptr();
+            // Put glibc's registration back before the thread exits.
+            rseq(foreign_area, 33, abi::RSEQ_FLAG_UNREGISTER)
+                .expect("unregistering the other area");
+            // SAFETY: unregistered above; allocated by Box::into_raw.
+            drop(unsafe { Box::from_raw(foreign) });
+            rseq(glibc, libc.size, 0).expect("registering glibc's area again");
+            assert_eq!(
+                outcome,
+                Err(Unavailable::ForeignRegistration),
+                "glibc's area (cpu_id {cpu_id:#x}) is not this thread's registration"
+            );
+            assert!(ctrl.is_none());
+        });
+    }
 }

@@ -9,11 +9,10 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Mode, Noise, kernel_mode, say, spin};
+use common::{Noise, kernel_mode, say, spin};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
 use rseq_slice_core::KernelStats;
-use rseq_slice_core::Registrar;
 use rseq_slice_glommio::{BuilderExt, SliceStats, ThreadMetrics, Unavailable, slice_critical};
 
 type Ends = (SharedSender<u64>, SharedReceiver<u64>);
@@ -128,7 +127,7 @@ fn two_pinned_executors_get_grants_across_shared_channel_traffic() {
     // (one 64-slot channel's worth and two more) against 199 779.
     assert!(results.iter().all(|r| r.0 > 0), "{results:?}");
     assert_eq!(threads.len(), 2);
-    if mode == Mode::LibcLegacy {
+    let Ok(registrar) = mode.registrar() else {
         assert!(
             threads
                 .iter()
@@ -137,9 +136,9 @@ fn two_pinned_executors_get_grants_across_shared_channel_traffic() {
         );
         assert_eq!(total.granted, 0);
         return;
-    }
+    };
     assert!(
-        threads.iter().all(|t| t.state == Ok(Registrar::Crate)),
+        threads.iter().all(|t| t.state == Ok(registrar)),
         "{threads:?}"
     );
     assert!(
@@ -212,8 +211,9 @@ fn a_soak_of_many_polls_and_channel_traffic_leaves_no_request_behind() {
 
 #[test]
 fn executors_started_and_stopped_repeatedly_leave_no_thread_behind() {
-    let expect_on =
-        kernel_mode("executors_started_and_stopped_repeatedly (state check)") == Some(Mode::On);
+    // The area every executor thread must use, where the extension is on.
+    let expected = kernel_mode("executors_started_and_stopped_repeatedly (state check)")
+        .and_then(|m| m.registrar().ok());
     for _ in 0..20 {
         let single = LocalExecutorBuilder::default().with_slice_extension();
         let m1 = single.metrics();
@@ -236,11 +236,8 @@ fn executors_started_and_stopped_repeatedly_leave_no_thread_behind() {
         for m in [m1, m2] {
             let threads = m.threads();
             assert!(threads.iter().all(|t| !t.alive), "{threads:?}");
-            if expect_on {
-                assert!(
-                    threads.iter().all(|t| t.state == Ok(Registrar::Crate)),
-                    "{threads:?}"
-                );
+            if let Some(r) = expected {
+                assert!(threads.iter().all(|t| t.state == Ok(r)), "{threads:?}");
             }
         }
     }

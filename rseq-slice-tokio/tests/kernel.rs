@@ -4,40 +4,22 @@
 //! build/shutdown loop run everywhere.
 
 mod common;
+#[path = "../../rseq-slice-core/tests/common/mod.rs"]
+mod core_common;
 
 use common::two_workers;
+use core_common::kernel_mode;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rseq_slice_core::{KernelStats, LibcRseq, Registrar, kernel_support};
+use rseq_slice_core::KernelStats;
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
 
 fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
-}
-
-/// `Some(libc_legacy)` where the kernel has the feature; `None` (with the
-/// reason printed) where it has not, unless the guest run requires it.
-fn feature(test: &str) -> Option<bool> {
-    if let Ok(reason) = std::env::var("RSEQ_SLICE_EXPECT_REASON") {
-        say(format_args!(
-            "SKIPPED {test} (grant checks): this boot switches the feature off ({reason})"
-        ));
-        return None;
-    }
-    match kernel_support() {
-        Ok(()) => Some(LibcRseq::get().is_some_and(|l| l.size > 0 && l.size <= 32)),
-        Err(why) if std::env::var("RSEQ_SLICE_REQUIRE_KERNEL").as_deref() == Ok("1") => {
-            panic!("{test}: the kernel must have the feature: {why}")
-        }
-        Err(why) => {
-            say(format_args!("SKIPPED {test} (grant checks): {why}"));
-            None
-        }
-    }
 }
 
 fn spin(d: Duration) {
@@ -148,7 +130,7 @@ async fn critical_tasks(d: Duration) {
 
 #[test]
 fn workers_get_grants_that_match_the_kernel_stats() {
-    let Some(legacy) = feature("workers_get_grants_that_match_the_kernel_stats") else {
+    let Some(mode) = kernel_mode("workers_get_grants_that_match_the_kernel_stats") else {
         return;
     };
     let kinds = kinds();
@@ -176,7 +158,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let total: SliceStats = metrics.total();
     let by_kind = kinds.0.lock().unwrap().clone();
     say(format_args!(
-        "tokio grants [unstable={}, legacy={legacy}]: total {total:?}; events by kind {by_kind:?}; \
+        "tokio grants [unstable={}, {mode:?}]: total {total:?}; events by kind {by_kind:?}; \
          kernel sgrant {} syield {} srevok {} sexpir {}",
         cfg!(tokio_unstable),
         k.granted,
@@ -185,16 +167,16 @@ fn workers_get_grants_that_match_the_kernel_stats() {
         k.expired
     ));
     let threads = metrics.threads();
-    if legacy {
+    let Ok(registrar) = mode.registrar() else {
         assert!(threads.iter().all(|t| matches!(
             t.state,
             Err(rseq_slice_tokio::Unavailable::LibcLegacy { .. })
         )));
         assert_eq!(total.granted, 0);
         return;
-    }
+    };
     assert!(
-        threads.iter().all(|t| t.state == Ok(Registrar::Crate)),
+        threads.iter().all(|t| t.state == Ok(registrar)),
         "{threads:?}"
     );
     assert!(total.granted > 0 && total.yielded > 0, "{total:?}");
@@ -329,7 +311,9 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
 
 #[test]
 fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
-    let expect_on = feature("runtimes_built_and_shut_down_repeatedly (state check)") == Some(false);
+    // The area every thread must use, where the extension is on.
+    let expected = kernel_mode("runtimes_built_and_shut_down_repeatedly (state check)")
+        .and_then(|m| m.registrar().ok());
     for _ in 0..30 {
         let cfg = SliceConfig::new();
         let metrics = cfg.metrics();
@@ -341,18 +325,16 @@ fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
             threads.len() >= 2 && threads.iter().all(|t| !t.alive),
             "{threads:?}"
         );
-        if expect_on {
-            assert!(
-                threads.iter().all(|t| t.state == Ok(Registrar::Crate)),
-                "{threads:?}"
-            );
+        if let Some(r) = expected {
+            assert!(threads.iter().all(|t| t.state == Ok(r)), "{threads:?}");
         }
     }
 }
 
 #[test]
 fn a_current_thread_runtime_gets_grants_on_its_driving_thread() {
-    let Some(legacy) = feature("a_current_thread_runtime_gets_grants_on_its_driving_thread") else {
+    let Some(mode) = kernel_mode("a_current_thread_runtime_gets_grants_on_its_driving_thread")
+    else {
         return;
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -379,13 +361,14 @@ fn a_current_thread_runtime_gets_grants_on_its_driving_thread() {
         .find(|t| t.name == me)
         .expect("driving thread");
     say(format_args!("tokio current-thread driver: {driver:?}"));
-    if legacy {
-        assert!(matches!(
+    match mode.registrar() {
+        Err(_) => assert!(matches!(
             driver.state,
             Err(rseq_slice_tokio::Unavailable::LibcLegacy { .. })
-        ));
-    } else {
-        assert_eq!(driver.state, Ok(Registrar::Crate));
-        assert!(driver.stats.granted > 0, "{driver:?}");
+        )),
+        Ok(r) => {
+            assert_eq!(driver.state, Ok(r));
+            assert!(driver.stats.granted > 0, "{driver:?}");
+        }
     }
 }

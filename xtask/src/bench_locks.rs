@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::guest::{self, guest_path};
+use crate::guest;
 use crate::{BootArgs, NO_LIBC_RSEQ, Result, build_bench, build_locks, workspace_root};
 
 #[derive(clap::Args)]
@@ -117,21 +117,23 @@ fn boot_once(args: &Args, exe: &Path, cpus: u32, slice: u32, dir: &Path) -> Resu
         .iter()
         .map(|a| guest::sh_quote(a))
         .collect();
+    let mut b = args.boot.boot(cpus)?;
     let mut script = format!(
         "env {NO_LIBC_RSEQ} {exe} --out={dir} {args}\n",
-        exe = guest_path(exe),
+        exe = b.path(exe)?,
         args = quoted.join(" "),
-        dir = guest_path(dir),
+        dir = b.path(dir)?,
     );
     if args.criterion {
         let bench = build_bench("locks")?;
+        // criterion writes under its target directory: a fresh one in the
+        // guest's /tmp (the shared root is read-only).
         script += &format!(
-            "export CARGO_TARGET_DIR=/tmp/criterion-target\n\
+            "CARGO_TARGET_DIR=\"$(mktemp -d)\"\nexport CARGO_TARGET_DIR\n\
              echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
-            b = guest_path(&bench)
+            b = b.path(&bench)?
         );
     }
-    let mut b = args.boot.boot(cpus);
     b.cpus = cpus;
     b.slice_ext_nsec = slice;
     // Measured without the kernel's protocol checks unless asked: under

@@ -17,7 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{Result, run_checked, workspace_root};
+use crate::{Result, debian_root, run_checked, workspace_root};
 
 /// The Debian source package, suite and version the kernel is built from.
 const SOURCE_PACKAGE: &str = "linux-source-7.2";
@@ -46,6 +46,37 @@ pub(crate) struct Boot {
     pub(crate) rw_dirs: Vec<PathBuf>,
     /// The guest's clock: virtual (instruction-counted) or the host's.
     pub(crate) clock: Clock,
+    /// The root filesystem the guest boots.
+    pub(crate) root: Root,
+}
+
+/// The guest's root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Root {
+    /// The host's own root, read-only: paths are the same in the guest.
+    Host,
+    /// A Debian root built by [`debian_root::root`] (glibc 2.41): the
+    /// workspace appears read-only at [`debian_root::WORKSPACE`].
+    Debian(PathBuf),
+}
+
+impl Boot {
+    /// The host path `p` as the guest sees it, quoted for its shell.
+    pub(crate) fn path(&self, p: &Path) -> Result<String> {
+        let p = match &self.root {
+            Root::Host => p.to_path_buf(),
+            Root::Debian(_) => {
+                let rel = p.strip_prefix(workspace_root()).map_err(|_| {
+                    format!(
+                        "{} lies outside the workspace, which is all a Debian-root guest sees",
+                        p.display()
+                    )
+                })?;
+                Path::new(debian_root::WORKSPACE).join(rel)
+            }
+        };
+        Ok(sh_quote(&p.display().to_string()))
+    }
 }
 
 /// The virtual clock's default: one instruction per nanosecond (see
@@ -100,13 +131,19 @@ pub(crate) fn kernel(build_if_missing: bool) -> Result<PathBuf> {
     Ok(cached)
 }
 
-fn cache_dir() -> PathBuf {
+/// `$XDG_CACHE_HOME/rseq-slice` or `~/.cache/rseq-slice`: the kernel, the
+/// Debian root, the guest lock.
+pub(crate) fn rseq_slice_cache() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache")
         });
-    base.join("rseq-slice").join("kernel-7.2")
+    base.join("rseq-slice")
+}
+
+fn cache_dir() -> PathBuf {
+    rseq_slice_cache().join("kernel-7.2")
 }
 
 /// Build a kernel from Debian's `linux-source-7.2` (sid) into the cache:
@@ -120,7 +157,10 @@ fn build_kernel() -> Result<()> {
         "xtask: no guest kernel found: building one in {} from Debian's {SOURCE_PACKAGE} (sid), about 18 minutes",
         work.display()
     );
-    must_be_root("download the kernel source")?;
+    must_be_root(
+        "download the kernel source",
+        "run it as root, or point RSEQ_SLICE_KERNEL at a kernel built with the slice extension",
+    )?;
     // A private apt state with a sid source: the system's sources stay as they are.
     let apt = work.join("apt");
     std::fs::create_dir_all(apt.join("lists/partial"))?;
@@ -182,7 +222,8 @@ fn build_kernel() -> Result<()> {
     Ok(())
 }
 
-fn have(cmd: &str) -> bool {
+/// Whether `cmd` is on PATH.
+pub(crate) fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])
         .stdout(Stdio::null())
@@ -208,7 +249,7 @@ pub(crate) fn ensure_tools() -> Result<()> {
         "xtask: the guest needs {}: installing",
         missing.join(" and ")
     );
-    must_be_root("install them")?;
+    must_be_root("install them", "run it as root, or install them yourself")?;
     if !qemu {
         run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
         run_checked(
@@ -231,16 +272,14 @@ pub(crate) fn ensure_tools() -> Result<()> {
     })
 }
 
-/// An error that says what needs root, unless we are root.
-pub(crate) fn must_be_root(what: &str) -> Result<()> {
+/// An error that says what needs root and what to do instead, unless we
+/// are root.
+pub(crate) fn must_be_root(what: &str, otherwise: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "to {what} the xtask must run as root (apt-get, pip); run it as root, or install them yourself"
-        )
-        .into())
+        Err(format!("to {what} the xtask must run as root: {otherwise}").into())
     }
 }
 
@@ -268,7 +307,11 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
     let kernel = kernel(true)?;
     let dir = workspace_root().join("target/xtask-guest");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("run-{}.sh", std::process::id()));
+    // Removed when dropped, after the guest ends.
+    let file = tempfile::Builder::new()
+        .prefix("run-")
+        .suffix(".sh")
+        .tempfile_in(&dir)?;
     let body = format!(
         "{PRELUDE}\nmountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n\
          echo {nsec} > /sys/kernel/debug/rseq/slice_ext_nsec\n\
@@ -277,9 +320,9 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
          cd {root}\n{script}\n",
         nsec = boot.slice_ext_nsec,
         clock = sh_quote(&boot.clock.describe()),
-        root = sh_quote(&workspace_root().display().to_string()),
+        root = boot.path(workspace_root())?,
     );
-    std::fs::write(&path, body)?;
+    std::fs::write(file.path(), body)?;
     let mut append = vec!["loglevel=1".to_string()];
     let mut qemu_opts = Vec::new();
     if let Clock::Virtual { shift } = boot.clock {
@@ -299,13 +342,9 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
         .args(["--append", &append.join(" ")])
         .args(&qemu_opts)
-        .args(
-            boot.rw_dirs
-                .iter()
-                .map(|d| format!("--rwdir={}", d.display())),
-        )
+        .args(root_args(boot)?)
         .arg("--exec")
-        .arg(format!("sh {}", path.display()))
+        .arg(format!("sh {}", boot.path(file.path())?))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -360,7 +399,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
     }
     let status = child.wait()?;
     let _ = relay.join();
-    let _ = std::fs::remove_file(&path);
+    drop(file);
     match status.code() {
         Some(124) => Err(format!("the guest did not finish within {} s", boot.timeout_secs).into()),
         Some(255) => Err("the guest ended without a status (kernel panic, or vng failed)".into()),
@@ -369,11 +408,41 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
     }
 }
 
+/// vng's arguments for the root and the writable directories.
+fn root_args(boot: &Boot) -> Result<Vec<String>> {
+    let mut args = Vec::new();
+    match &boot.root {
+        Root::Host => {
+            for d in &boot.rw_dirs {
+                args.push(format!("--rwdir={}", d.display()));
+            }
+        }
+        Root::Debian(root) => {
+            args.push(format!("--root={}", root.display()));
+            args.push(format!(
+                "--rodir={}={}",
+                debian_root::WORKSPACE,
+                workspace_root().display()
+            ));
+            for d in &boot.rw_dirs {
+                let rel = d
+                    .strip_prefix(workspace_root())
+                    .map_err(|_| format!("{} lies outside the workspace", d.display()))?;
+                let guest = Path::new(debian_root::WORKSPACE).join(rel);
+                args.push(format!("--rwdir={}={}", guest.display(), d.display()));
+            }
+        }
+    }
+    Ok(args)
+}
+
 /// One real-time guest at a time on this machine (across checkouts): two
 /// would share two host cores and skew each other's timings. The lock is
 /// released when the returned file is dropped.
 fn one_guest_at_a_time() -> Result<std::fs::File> {
-    let f = std::fs::File::create(std::env::temp_dir().join("rseq-slice-guest.lock"))?;
+    let dir = rseq_slice_cache();
+    std::fs::create_dir_all(&dir)?;
+    let f = std::fs::File::create(dir.join("guest.lock"))?;
     if f.try_lock().is_err() {
         eprintln!("xtask: waiting for another guest on this machine to finish");
         f.lock()?;
@@ -381,10 +450,12 @@ fn one_guest_at_a_time() -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// Runs first in the guest: attach to vng's script ports by name, run the
-/// rest of the script, hand its status to `virtme.ret`.
+/// Runs first in the guest: unless udev made vng's links (a root with udev,
+/// where vng's init attaches the ports itself and they cannot be opened
+/// twice), attach to vng's script ports by name, run the rest of the
+/// script, hand its status to `virtme.ret`.
 const PRELUDE: &str = r#"#!/bin/sh
-if [ -z "${RSEQ_SLICE_GUEST_WRAPPED:-}" ]; then
+if [ -z "${RSEQ_SLICE_GUEST_WRAPPED:-}" ] && [ ! -e /dev/virtio-ports/virtme.ret ]; then
   port() { for d in /sys/class/virtio-ports/*; do [ "$(cat "$d/name" 2>/dev/null)" = "$1" ] && { echo "/dev/${d##*/}"; return; }; done; }
   OUT=$(port virtme.stdout); ERR=$(port virtme.stderr); RET=$(port virtme.ret)
   export RSEQ_SLICE_GUEST_WRAPPED=1
@@ -395,14 +466,57 @@ if [ -z "${RSEQ_SLICE_GUEST_WRAPPED:-}" ]; then
   exit $rc
 fi
 export PATH="/root/.cargo/bin:$PATH" HOME=/root
-set -u"#;
+set -eu"#;
 
 /// Quote a word for the guest's shell.
 pub(crate) fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The path `p` as the guest sees it (the same: the host root is shared).
-pub(crate) fn guest_path(p: &Path) -> String {
-    sh_quote(&p.display().to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn boot(root: Root) -> Boot {
+        Boot {
+            cpus: 1,
+            memory: "1G".into(),
+            slice_ext_nsec: 50_000,
+            append: Vec::new(),
+            timeout_secs: 1,
+            rw_dirs: Vec::new(),
+            clock: Clock::Virtual { shift: 0 },
+            root,
+        }
+    }
+
+    #[test]
+    fn paths_are_quoted_for_the_guest_shell() {
+        let p = workspace_root().join("target/it's here/x");
+        let host = boot(Root::Host).path(&p).unwrap();
+        assert_eq!(host, sh_quote(&p.display().to_string()));
+        assert!(host.starts_with('\'') && host.contains(r"'\''"), "{host}");
+    }
+
+    #[test]
+    fn a_debian_root_sees_the_workspace_at_its_mount_point() {
+        let b = boot(Root::Debian(PathBuf::from("/nonexistent-root")));
+        let p = workspace_root().join("target/debug/deps/kernel-0");
+        assert_eq!(
+            b.path(&p).unwrap(),
+            "'/rseq-slice/workspace/target/debug/deps/kernel-0'"
+        );
+        assert!(b.path(Path::new("/usr/bin/env")).is_err());
+        let mut b = b;
+        b.rw_dirs.push(workspace_root().join("out"));
+        let args = root_args(&b).unwrap();
+        assert!(args.contains(&format!(
+            "--rodir=/rseq-slice/workspace={}",
+            workspace_root().display()
+        )));
+        assert!(args.contains(&format!(
+            "--rwdir=/rseq-slice/workspace/out={}",
+            workspace_root().join("out").display()
+        )));
+    }
 }

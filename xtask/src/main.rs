@@ -17,6 +17,7 @@
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 
 mod bench_locks;
+mod debian_root;
 mod guest;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use std::process::Command;
 
 use clap::{Args, Parser, Subcommand};
 
-use guest::{Boot, guest_path};
+use guest::Boot;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -38,7 +39,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Host tests and a smoke run of the locks benchmark, then the guest
-    /// suite (both glibc modes).
+    /// suite: three boots (the feature on: the crate's area and glibc 2.36's
+    /// legacy one; the feature off at boot; glibc 2.41's area, adopted).
     Test {
         /// Only the host tests.
         #[arg(long, conflicts_with = "guest_only")]
@@ -46,10 +48,14 @@ enum Cmd {
         /// Only the guest suite.
         #[arg(long)]
         guest_only: bool,
+        /// The guest boots to run (repeat or comma-separate; default: all).
+        #[arg(long = "pass", value_enum, value_delimiter = ',')]
+        passes: Vec<Pass>,
         #[command(flatten)]
         boot: BootArgs,
     },
-    /// The probe example, on the host and in the guest (both glibc modes).
+    /// The probe example, on the host and in the guest (glibc 2.36 default
+    /// and off, then glibc 2.41 in the Debian root).
     Probe {
         #[command(flatten)]
         boot: BootArgs,
@@ -141,6 +147,12 @@ pub(crate) struct BootArgs {
     /// Time limit for one boot, wall-clock seconds.
     #[arg(long, default_value_t = 2400)]
     timeout: u64,
+    /// Boot the Debian trixie root (glibc 2.41, which registers an
+    /// optimized rseq area itself) instead of the host's root; built into
+    /// the cache the first time (`$RSEQ_SLICE_DEBIAN_ROOT` overrides). Only
+    /// the workspace is visible there, read-only.
+    #[arg(long)]
+    pub(crate) debian_root: bool,
     /// Run the guest on the host's wall clock instead of virtual time
     /// (results then swing with host load).
     #[arg(long)]
@@ -151,13 +163,13 @@ pub(crate) struct BootArgs {
 }
 
 impl BootArgs {
-    pub(crate) fn boot(&self, default_cpus: u32) -> Boot {
+    pub(crate) fn boot(&self, default_cpus: u32) -> Result<Boot> {
         let mut append = Vec::new();
         if !self.no_rseq_debug {
             append.push("rseq_debug=1".to_string());
         }
         append.extend(self.append.iter().cloned());
-        Boot {
+        Ok(Boot {
             cpus: self.cpus.unwrap_or(default_cpus),
             memory: self.memory.clone(),
             slice_ext_nsec: self.slice_ext_nsec.unwrap_or(50_000),
@@ -169,7 +181,12 @@ impl BootArgs {
             } else {
                 guest::Clock::Virtual { shift: self.shift }
             },
-        }
+            root: if self.debian_root {
+                guest::Root::Debian(debian_root::root()?)
+            } else {
+                guest::Root::Host
+            },
+        })
     }
 }
 
@@ -182,8 +199,16 @@ fn main() {
         Cmd::Test {
             host_only,
             guest_only,
+            passes,
             boot,
-        } => test(!guest_only, !host_only, &boot),
+        } => {
+            let passes = if passes.is_empty() {
+                vec![Pass::FeatureOn, Pass::Off, Pass::Glibc241]
+            } else {
+                passes
+            };
+            test(!guest_only, !host_only, &boot, &passes)
+        }
         Cmd::Probe { boot } => probe(&boot),
         Cmd::BenchGuard { boot, place } => bench(&boot, &place, Bench::GUARD),
         Cmd::BenchTokio { boot, place } => bench(&boot, &place, Bench::TOKIO),
@@ -194,11 +219,10 @@ fn main() {
             smoke,
             extra,
         } => study(&boot, full, smoke, &extra),
-        Cmd::Guest { boot, command } => {
-            let mut b = boot.boot(2);
+        Cmd::Guest { boot, command } => boot.boot(2).and_then(|mut b| {
             b.rw_dirs.push(workspace_root().join("out"));
             guest::run(&b, &command.join(" ")).map(|c| c == 0)
-        }
+        }),
         Cmd::Kernel => guest::kernel(true).map(|k| {
             println!("{}", k.display());
             true
@@ -214,7 +238,163 @@ fn main() {
     }
 }
 
-fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
+/// One boot of the guest suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Pass {
+    /// The host's root (glibc 2.36): every test binary with the crate's own
+    /// area, then the kernel tests with glibc's legacy area.
+    FeatureOn,
+    /// The host's root, `rseq_slice_ext=off`: the kernel tests.
+    Off,
+    /// The Debian root (glibc 2.41): the library crates' test binaries
+    /// with glibc's own optimized area, adopted.
+    Glibc241,
+}
+
+/// A test executable and whether it belongs to one of the library crates.
+struct TestBin {
+    exe: PathBuf,
+    library: bool,
+}
+
+impl TestBin {
+    /// The test target's name (`kernel` for `kernel-0123abcd`).
+    fn name(&self) -> &str {
+        let stem = self.exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        stem.rsplit_once('-').map_or(stem, |(n, _)| n)
+    }
+    /// Holds tests that need the kernel's feature.
+    fn kernel(&self) -> bool {
+        matches!(
+            self.name(),
+            "kernel" | "locks_kernel" | "tracing" | "grant_events" | "null_page" | "runtime"
+        )
+    }
+}
+
+/// One run of test binaries: a label, the environment, the binaries.
+struct Run<'a> {
+    label: &'a str,
+    env: Vec<String>,
+    bins: Vec<&'a TestBin>,
+}
+
+/// The guest script for `runs` on `boot`: every binary runs, the status
+/// says whether all passed.
+fn suite_script(boot: &guest::Boot, runs: &[Run<'_>]) -> Result<String> {
+    let mut script = String::from("rc=0\n");
+    for run in runs {
+        for bin in &run.bins {
+            let name = bin
+                .exe
+                .strip_prefix(workspace_root().join("target"))
+                .unwrap_or(&bin.exe)
+                .display()
+                .to_string();
+            let env: Vec<String> = run.env.iter().map(|e| guest::sh_quote(e)).collect();
+            script += &format!(
+                "echo {header}\nenv {env} {exe} --test-threads=1 || rc=1\n",
+                header = guest::sh_quote(&format!("== guest [{}] {name}", run.label)),
+                env = env.join(" "),
+                exe = boot.path(&bin.exe)?,
+            );
+        }
+    }
+    Ok(script + "exit $rc\n")
+}
+
+/// The guest suite: the passes asked for, each one boot.
+fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
+    let mut bins =
+        test_binaries(cargo().args(["test", "--workspace", "--all-features", "--no-run"]))?;
+    if bins.is_empty() {
+        return Err("cargo built no test binary: nothing to run in the guest".into());
+    }
+    bins.extend(test_binaries(unstable_cargo().args([
+        "test",
+        "-p",
+        "rseq-slice-tokio",
+        "--no-run",
+    ]))?);
+    let all: Vec<&TestBin> = bins.iter().collect();
+    // Binaries with tests that need the kernel: the only ones worth a run
+    // where the feature is off (legacy glibc, switched off at boot).
+    let kernel: Vec<&TestBin> = bins.iter().filter(|b| b.kernel()).collect();
+    let libraries: Vec<&TestBin> = bins.iter().filter(|b| b.library).collect();
+    // Every run demands the kernel (a test that would skip fails) and says
+    // which area the tests must find.
+    let env = |area: &str, more: &[&str]| {
+        let mut v = vec![
+            "RSEQ_SLICE_REQUIRE_KERNEL=1".to_string(),
+            format!("RSEQ_SLICE_EXPECT_AREA={area}"),
+        ];
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    eprintln!(
+        "xtask: guest suite: one test binary after another, each with --test-threads=1 \
+         (tests compare the kernel's global rseq/stats counters, so they run one at a time)"
+    );
+    let mut ok = true;
+    for pass in passes {
+        let (b, runs, what) = match pass {
+            Pass::FeatureOn => (
+                boot.boot(2)?,
+                vec![
+                    Run {
+                        label: "crate",
+                        env: env("crate", &[NO_LIBC_RSEQ]),
+                        bins: all.clone(),
+                    },
+                    Run {
+                        label: "libc-legacy",
+                        env: env("libc-legacy", &[]),
+                        bins: kernel.clone(),
+                    },
+                ],
+                "the crate's own area, then glibc 2.36's legacy area",
+            ),
+            Pass::Off => {
+                let mut off = boot.clone();
+                off.append.push("rseq_slice_ext=off".into());
+                (
+                    off.boot(2)?,
+                    vec![Run {
+                        label: "crate",
+                        env: env(
+                            "crate",
+                            &[NO_LIBC_RSEQ, "RSEQ_SLICE_EXPECT_REASON=disabled-at-boot"],
+                        ),
+                        bins: kernel.clone(),
+                    }],
+                    "rseq_slice_ext=off",
+                )
+            }
+            Pass::Glibc241 => {
+                let mut debian = boot.clone();
+                debian.debian_root = true;
+                (
+                    debian.boot(2)?,
+                    vec![Run {
+                        label: "libc-v2",
+                        env: env("libc-v2", &[]),
+                        bins: libraries.clone(),
+                    }],
+                    "Debian trixie, glibc 2.41's own area adopted",
+                )
+            }
+        };
+        let code = guest::run(&b, &suite_script(&b, &runs)?)?;
+        eprintln!(
+            "xtask: guest suite ({what}) {}",
+            if code == 0 { "passed" } else { "FAILED" }
+        );
+        ok &= code == 0;
+    }
+    Ok(ok)
+}
+
+fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
     let mut ok = true;
     if host {
         eprintln!("xtask: host tests (tests that need the kernel feature skip, saying why)");
@@ -243,75 +423,7 @@ fn test(host: bool, in_guest: bool, boot: &BootArgs) -> Result<bool> {
         ok &= smoke && missing.is_empty();
     }
     if in_guest {
-        let mut bins = test_binaries()?;
-        if bins.is_empty() {
-            return Err("cargo built no test binary: nothing to run in the guest".into());
-        }
-        bins.extend(artifacts(
-            unstable_cargo().args(["test", "-p", "rseq-slice-tokio", "--no-run"]),
-            |a| a["profile"]["test"].as_bool() == Some(true),
-        )?);
-        // Binaries with tests that need the kernel: the only ones worth a
-        // run where the feature is off (legacy glibc, switched off at boot).
-        let kernel_bins: Vec<PathBuf> = bins
-            .iter()
-            .filter(|b| {
-                let stem = b.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                let name = stem.rsplit_once('-').map_or(stem, |(n, _)| n);
-                matches!(name, "kernel" | "locks_kernel" | "tracing")
-            })
-            .cloned()
-            .collect();
-        let runs = |modes: &[(&str, &str, &[PathBuf])], extra_env: &str| {
-            let mut script = String::from("rc=0\n");
-            for (mode, env, bins) in modes {
-                for bin in *bins {
-                    let name = bin
-                        .strip_prefix(workspace_root().join("target"))
-                        .unwrap_or(bin)
-                        .display()
-                        .to_string();
-                    script += &format!(
-                        "echo '== guest [{mode}] {name}'\n\
-                         env RSEQ_SLICE_REQUIRE_KERNEL=1 {extra_env} {env} {bin} --test-threads=1 || rc=1\n",
-                        bin = guest_path(bin),
-                    );
-                }
-            }
-            script + "exit $rc\n"
-        };
-        eprintln!(
-            "xtask: guest suite: one test binary after another, each with --test-threads=1 \
-             (tests compare the kernel's global rseq/stats counters, so they run one at a time)"
-        );
-        // The feature on: the crate's own registration (every binary), then
-        // glibc's legacy area (the kernel tests: guards must be inert).
-        let both = runs(
-            &[
-                ("crate", NO_LIBC_RSEQ, &bins),
-                ("libc-default", "", &kernel_bins),
-            ],
-            "",
-        );
-        let code = guest::run(&boot.boot(2), &both)?;
-        eprintln!(
-            "xtask: guest suite {}",
-            if code == 0 { "passed" } else { "FAILED" }
-        );
-        ok &= code == 0;
-        // The feature switched off at boot: every thread must say so.
-        let mut off = boot.clone();
-        off.append.push("rseq_slice_ext=off".into());
-        let script = runs(
-            &[("crate", NO_LIBC_RSEQ, &kernel_bins)],
-            "RSEQ_SLICE_EXPECT_REASON=disabled-at-boot",
-        );
-        let code = guest::run(&off.boot(2), &script)?;
-        eprintln!(
-            "xtask: guest suite with rseq_slice_ext=off {}",
-            if code == 0 { "passed" } else { "FAILED" }
-        );
-        ok &= code == 0;
+        ok &= guest_suite(boot, passes)?;
     }
     Ok(ok)
 }
@@ -360,7 +472,7 @@ fn study(boot: &BootArgs, full: bool, smoke: bool, extra: &[String]) -> Result<b
             .success();
         return Ok(ok);
     }
-    let mut b = boot.boot(2);
+    let mut b = boot.boot(2)?;
     // Measure without the debug checks (they add work to every kernel exit).
     b.append.retain(|w| w != "rseq_debug=1");
     let out = workspace_root().join("out");
@@ -375,7 +487,7 @@ fn study(boot: &BootArgs, full: bool, smoke: bool, extra: &[String]) -> Result<b
     let script = format!(
         "env {NO_LIBC_RSEQ} {exe} --conditions {cond} {flags}
 ",
-        exe = guest_path(&exe),
+        exe = b.path(&exe)?,
         cond = guest::sh_quote(&conditions),
         flags = quoted.join(" "),
     );
@@ -393,11 +505,24 @@ fn probe(boot: &BootArgs) -> Result<bool> {
         .status()?
         .success();
     let exe = build_example("probe")?;
-    let exe = guest_path(&exe);
+    // Each run says which area it must find: the probe fails otherwise.
+    let host = boot.boot(1)?;
     let script = format!(
-        "echo '== guest, glibc default'; {exe}\necho '== guest, {NO_LIBC_RSEQ}'; env {NO_LIBC_RSEQ} {exe}\n"
+        "rc=0\n\
+         echo '== guest, glibc 2.36 default'; {exe} --expect libc-legacy || rc=1\n\
+         echo '== guest, {NO_LIBC_RSEQ}'; env {NO_LIBC_RSEQ} {exe} --expect crate || rc=1\n\
+         exit $rc\n",
+        exe = host.path(&exe)?,
     );
-    Ok(ok && guest::run(&boot.boot(1), &script)? == 0)
+    let ok = ok && guest::run(&host, &script)? == 0;
+    let mut debian = boot.clone();
+    debian.debian_root = true;
+    let debian = debian.boot(1)?;
+    let script = format!(
+        "echo '== guest, Debian trixie, glibc 2.41 default'\n{exe} --expect libc-v2\n",
+        exe = debian.path(&exe)?,
+    );
+    Ok(ok && guest::run(&debian, &script)? == 0)
 }
 
 /// Criterion benches run on the host, then in a 1-vCPU guest.
@@ -442,7 +567,11 @@ fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
         );
     }
     let mut host = true;
-    let mut script = String::from("export CARGO_TARGET_DIR=/tmp/criterion-target\nrc=0\n");
+    let guest_boot = boot.boot(1)?;
+    // criterion writes under its target directory: a fresh one in the
+    // guest's /tmp (the shared root is read-only).
+    let mut script =
+        String::from("CARGO_TARGET_DIR=\"$(mktemp -d)\"\nexport CARGO_TARGET_DIR\nrc=0\n");
     for (package, bench) in b.benches {
         if !place.guest_only {
             host &= cargo()
@@ -450,10 +579,10 @@ fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
                 .status()?
                 .success();
         }
-        let exe = guest_path(&one(artifacts(
+        let exe = guest_boot.path(&one(artifacts(
             cargo().args(["bench", "-p", package, "--no-run", "--bench", bench]),
             |a| a["target"]["name"] == *bench,
-        )?)?);
+        )?)?)?;
         script += &format!(
             "echo '== guest {package}, {NO_LIBC_RSEQ} (feature on)'; env {NO_LIBC_RSEQ} {exe} --bench || rc=1\n\
              echo '== guest {package}, glibc default (legacy area: fallback)'; {exe} --bench || rc=1\n"
@@ -463,7 +592,7 @@ fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
     if place.host_only {
         return Ok(host);
     }
-    Ok(host && guest::run(&boot.boot(1), &script)? == 0)
+    Ok(host && guest::run(&guest_boot, &script)? == 0)
 }
 
 /// A short run of the `locks` benchmark on the host (fallback there): a
@@ -471,7 +600,10 @@ fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
 fn locks_smoke() -> Result<bool> {
     eprintln!("xtask: smoke run of the locks benchmark (host)");
     let exe = build_locks()?;
-    let dir = std::env::temp_dir().join(format!("rseq-slice-locks-smoke-{}", std::process::id()));
+    let tmp = tempfile::Builder::new()
+        .prefix("rseq-slice-locks-smoke-")
+        .tempdir()?;
+    let dir = tmp.path().join("out");
     let ok = Command::new(&exe)
         .args([
             "--threads=1,2",
@@ -486,7 +618,7 @@ fn locks_smoke() -> Result<bool> {
     let files = ["locks.csv", "locks.png"]
         .iter()
         .all(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     if !files {
         eprintln!("xtask: the locks smoke run wrote no CSV/PNG");
     }
@@ -524,12 +656,19 @@ fn unstable_cargo() -> Command {
     c
 }
 
-/// The test executables of the workspace, built on the host.
-fn test_binaries() -> Result<Vec<PathBuf>> {
-    artifacts(
-        cargo().args(["test", "--workspace", "--all-features", "--no-run"]),
-        |a| a["profile"]["test"].as_bool() == Some(true),
-    )
+/// The test executables `cmd` (`cargo test --no-run ...`) builds.
+fn test_binaries(cmd: &mut Command) -> Result<Vec<TestBin>> {
+    let libraries = ["rseq-slice-core", "rseq-slice-tokio", "rseq-slice-glommio"]
+        .map(|c| workspace_root().join(c));
+    let mut bins = Vec::new();
+    for (exe, a) in artifacts_json(cmd, |a| a["profile"]["test"].as_bool() == Some(true))? {
+        let src = PathBuf::from(a["target"]["src_path"].as_str().unwrap_or(""));
+        bins.push(TestBin {
+            exe,
+            library: libraries.iter().any(|l| src.starts_with(l)),
+        });
+    }
+    Ok(bins)
 }
 
 fn build_example(name: &str) -> Result<PathBuf> {
@@ -553,6 +692,17 @@ fn one(v: Vec<PathBuf>) -> Result<PathBuf> {
 }
 
 fn artifacts(cmd: &mut Command, keep: impl Fn(&serde_json::Value) -> bool) -> Result<Vec<PathBuf>> {
+    Ok(artifacts_json(cmd, keep)?
+        .into_iter()
+        .map(|(exe, _)| exe)
+        .collect())
+}
+
+/// The executables `cmd` builds that `keep` accepts, with cargo's message.
+fn artifacts_json(
+    cmd: &mut Command,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> Result<Vec<(PathBuf, serde_json::Value)>> {
     let out = cmd
         .arg("--message-format=json")
         .stderr(std::process::Stdio::inherit())
@@ -569,7 +719,7 @@ fn artifacts(cmd: &mut Command, keep: impl Fn(&serde_json::Value) -> bool) -> Re
             && keep(&v)
             && let Some(exe) = v["executable"].as_str()
         {
-            exes.push(PathBuf::from(exe));
+            exes.push((PathBuf::from(exe), v.clone()));
         }
     }
     Ok(exes)

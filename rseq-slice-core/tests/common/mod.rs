@@ -6,33 +6,95 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rseq_slice_core::{LibcRseq, kernel_support};
+use rseq_slice_core::{LibcRseq, Registrar, Unavailable, kernel_support};
 
-/// Which rseq area the guest run uses.
+/// Which rseq area the thread's guards use on a kernel with the feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// glibc registered nothing (GLIBC_TUNABLES=glibc.pthread.rseq=0), or
-    /// registered v2: the feature is on.
-    On,
-    /// glibc registered a legacy area: the feature must report LibcLegacy.
+    /// glibc registered nothing (GLIBC_TUNABLES=glibc.pthread.rseq=0, or a
+    /// libc without rseq): the crate registers its own area.
+    Crate,
+    /// glibc ≥ 2.41 registered an optimized (v2) area: the crate adopts it.
+    LibcV2,
+    /// glibc < 2.41 registered a legacy area: the feature must report
+    /// LibcLegacy and guards stay inert.
     LibcLegacy,
 }
 
+impl Mode {
+    /// What libc's `__rseq_size` says.
+    pub fn detect() -> Mode {
+        match LibcRseq::get() {
+            Some(l) if l.size > 32 => Mode::LibcV2,
+            Some(l) if l.size > 0 => Mode::LibcLegacy,
+            _ => Mode::Crate,
+        }
+    }
+    /// Whether the extension is on for a thread that called `init()`.
+    pub fn on(self) -> bool {
+        self != Mode::LibcLegacy
+    }
+    /// Who `init()` must report.
+    pub fn registrar(self) -> Result<Registrar, &'static str> {
+        match self {
+            Mode::Crate => Ok(Registrar::Crate),
+            Mode::LibcV2 => Ok(Registrar::LibcV2),
+            Mode::LibcLegacy => Err("glibc's legacy area"),
+        }
+    }
+    /// Its name in `RSEQ_SLICE_EXPECT_AREA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Crate => "crate",
+            Mode::LibcV2 => "libc-v2",
+            Mode::LibcLegacy => "libc-legacy",
+        }
+    }
+}
+
 /// `Some(mode)` on a kernel with the feature. On one without, prints why the
-/// test skips and returns `None`, or panics when `RSEQ_SLICE_REQUIRE_KERNEL=1`
-/// (the guest run) demands the real kernel.
+/// test skips and returns `None`.
+///
+/// The guest run makes a wrong verdict fail instead of skip (see
+/// docs/guest.md, "Environment"):
+/// - `RSEQ_SLICE_REQUIRE_KERNEL=1`: a kernel without the feature panics;
+/// - `RSEQ_SLICE_EXPECT_AREA=crate|libc-v2|libc-legacy`: another area panics;
+/// - `RSEQ_SLICE_EXPECT_REASON=disabled-at-boot` (the `rseq_slice_ext=off`
+///   boot): the kernel's verdict must be exactly that reason; the test then
+///   skips, saying so.
 pub fn kernel_mode(test: &str) -> Option<Mode> {
+    let verdict = kernel_support();
     if let Ok(reason) = std::env::var("RSEQ_SLICE_EXPECT_REASON") {
+        let expected = match reason.as_str() {
+            "disabled-at-boot" => Unavailable::DisabledAtBoot,
+            other => panic!(
+                "{test}: RSEQ_SLICE_EXPECT_REASON={other} is not a reason the tests know \
+                 (disabled-at-boot)"
+            ),
+        };
+        assert_eq!(
+            verdict,
+            Err(expected),
+            "{test}: this boot must switch the feature off ({reason}), but kernel detection says otherwise"
+        );
         say(format_args!(
-            "SKIPPED {test}: this boot switches the feature off ({reason})"
+            "SKIPPED {test}: this boot switches the feature off, and kernel detection agrees ({reason})"
         ));
         return None;
     }
-    match kernel_support() {
-        Ok(()) => Some(match LibcRseq::get() {
-            Some(l) if l.size > 0 && l.size <= 32 => Mode::LibcLegacy,
-            _ => Mode::On,
-        }),
+    match verdict {
+        Ok(()) => {
+            let mode = Mode::detect();
+            if let Ok(area) = std::env::var("RSEQ_SLICE_EXPECT_AREA") {
+                assert_eq!(
+                    mode.name(),
+                    area,
+                    "{test}: RSEQ_SLICE_EXPECT_AREA={area}, but libc's __rseq_* say {mode:?} ({:?})",
+                    LibcRseq::get()
+                );
+            }
+            Some(mode)
+        }
         Err(why) if std::env::var("RSEQ_SLICE_REQUIRE_KERNEL").as_deref() == Ok("1") => {
             panic!("{test}: RSEQ_SLICE_REQUIRE_KERNEL=1 but the kernel lacks the feature: {why}")
         }
@@ -42,6 +104,18 @@ pub fn kernel_mode(test: &str) -> Option<Mode> {
             ));
             None
         }
+    }
+}
+
+/// Assert that `init()` gave what `mode` promises: the registrar where the
+/// extension is on, the legacy reason where glibc's area is legacy.
+pub fn expect_init(mode: Mode, outcome: Result<Registrar, Unavailable>) {
+    match mode.registrar() {
+        Ok(r) => assert_eq!(outcome, Ok(r), "init() in mode {mode:?}"),
+        Err(_) => assert!(
+            matches!(outcome, Err(Unavailable::LibcLegacy { size }) if size <= 32),
+            "glibc's legacy area must be reported, got {outcome:?}"
+        ),
     }
 }
 
