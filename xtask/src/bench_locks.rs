@@ -33,9 +33,13 @@ pub(crate) struct Args {
     /// Run the first configuration in two boots, the second beside two host
     /// CPU hogs, with at least 3 repeats: a cell whose repeats agree within
     /// 3 % in each boot must agree within 3 % across boots; one whose
-    /// repeats differ more must overlap.
+    /// repeats differ more must not differ more between boots than its
+    /// repeats explain (Welch's t).
     #[arg(long)]
     repro: bool,
+    /// Only compare two finished runs' locks.csv, as `--repro` does (no boot).
+    #[arg(long, num_args = 2, value_names = ["A_CSV", "B_CSV"], conflicts_with = "repro")]
+    compare: Option<Vec<std::path::PathBuf>>,
     /// Also run the criterion bench `locks` (uncontended overhead) in the guest.
     #[arg(long)]
     criterion: bool,
@@ -50,6 +54,9 @@ pub(crate) struct Args {
 const REPRO_TOLERANCE: f64 = 0.03;
 
 pub(crate) fn run(args: &Args) -> Result<bool> {
+    if let Some([a, b]) = args.compare.as_deref() {
+        return compare(a, b);
+    }
     let exe = build_locks()?;
     let vcpus = args.boot.cpus.map_or(args.vcpus.clone(), |c| vec![c]);
     let slices = args
@@ -225,20 +232,32 @@ fn ops_by_cell(csv: &Path) -> Result<BTreeMap<CellKey, Vec<f64>>> {
     Ok(m)
 }
 
-/// One boot's repeats of a cell: mean, least, most.
+/// One boot's repeats of a cell: mean, least, most, variance.
 #[derive(Clone, Copy, Debug)]
 struct Spread {
+    n: usize,
     mean: f64,
     min: f64,
     max: f64,
+    /// Sample variance (n - 1).
+    var: f64,
 }
 
 impl Spread {
     fn of(xs: &[f64]) -> Spread {
-        let mean = xs.iter().sum::<f64>() / xs.len().max(1) as f64;
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n.max(1) as f64;
         let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
         let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Spread { mean, min, max }
+        let var =
+            xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n.saturating_sub(1).max(1) as f64;
+        Spread {
+            n,
+            mean,
+            min,
+            max,
+            var,
+        }
     }
 
     /// (most - least) / mean over the repeats.
@@ -247,13 +266,29 @@ impl Spread {
     }
 }
 
+/// Welch's t for the difference of two boots' means.
+fn welch_t(a: Spread, b: Spread) -> f64 {
+    let se = (a.var / a.n as f64 + b.var / b.n as f64).sqrt();
+    if se == 0.0 {
+        if a.mean == b.mean { 0.0 } else { f64::INFINITY }
+    } else {
+        (b.mean - a.mean) / se
+    }
+}
+
+/// Student's t, 97.5 % point, at 2 degrees of freedom: the fewest Welch's
+/// test has with 3 repeats a side, so with more repeats this is stricter
+/// than needed, never looser.
+const T_CRIT: f64 = 4.303;
+
 /// How two boots' repeats of one cell compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Verdict {
     /// Steady in both boots (repeats within the tolerance) and the means agree.
     Agree,
     /// Repeats in one boot already differ by more than the tolerance, and
-    /// the two boots' ranges overlap: the cell is as reproducible as it is
+    /// the boots' means differ no more than the repeats explain (Welch's
+    /// |t| under [`T_CRIT`]): the cell is as reproducible as it is
     /// repeatable, no more (a contended cell whose few lock-holder
     /// preemptions or handoff regime decide its throughput).
     Noisy,
@@ -269,7 +304,7 @@ fn verdict(a: Spread, b: Spread) -> Verdict {
         } else {
             Verdict::Differ
         }
-    } else if a.min <= b.max && b.min <= a.max {
+    } else if a.n >= 3 && b.n >= 3 && welch_t(a, b).abs() < T_CRIT {
         Verdict::Noisy
     } else {
         Verdict::Differ
@@ -281,8 +316,8 @@ fn verdict(a: Spread, b: Spread) -> Verdict {
 fn compare(a: &Path, b: &Path) -> Result<bool> {
     let (a, b) = (ops_by_cell(a)?, ops_by_cell(b)?);
     println!(
-        "\n{:<12} {:<8} {:>4} {:>24} {:>24} {:>7}  verdict",
-        "kind", "variant", "thr", "boot 1 mean [range]", "boot 2 (hogs)", "b2/b1"
+        "\n{:<12} {:<8} {:>4} {:>24} {:>24} {:>7} {:>6}  verdict",
+        "kind", "variant", "thr", "boot 1 mean [range]", "boot 2 (hogs)", "b2/b1", "t"
     );
     let show = |s: Spread| format!("{:.0} [{:.0}-{:.0}]", s.mean, s.min, s.max);
     let (mut agree, mut worst, mut noisy, mut differ) = (0, 0.0f64, 0, 0);
@@ -302,19 +337,20 @@ fn compare(a: &Path, b: &Path) -> Result<bool> {
             Verdict::Differ => differ += 1,
         }
         println!(
-            "{:<12} {:<8} {:>4} {:>24} {:>24} {:>7.4}  {v:?}",
+            "{:<12} {:<8} {:>4} {:>24} {:>24} {:>7.4} {:>6.2}  {v:?}",
             key.0,
             key.1,
             key.2,
             show(x),
             show(y),
             y.mean / x.mean,
+            welch_t(x, y),
         );
     }
     let ok = differ == 0 && agree > 0 && a.len() == b.len();
     println!(
         "xtask: reproducibility ({:.0} % tolerance): {agree} steady cells agree (largest difference {:.2} %), \
-         {noisy} noisy cells (repeats alone differ by more; the boots' ranges overlap), {differ} differ: {}",
+         {noisy} noisy cells (repeats alone differ by more, and the boots differ no more than that: Welch |t| < {T_CRIT}), {differ} differ: {}",
         REPRO_TOLERANCE * 100.0,
         worst * 100.0,
         if ok { "ok" } else { "FAILED" }
@@ -337,7 +373,10 @@ mod tests {
         assert_eq!(verdict(steady, s(&[105.0, 105.5, 105.0])), Verdict::Differ);
         let noisy = s(&[80.0, 120.0, 100.0]);
         assert_eq!(verdict(noisy, s(&[90.0, 130.0, 110.0])), Verdict::Noisy);
+        // Disjoint ranges alone are no evidence: three draws a side often are.
+        assert_eq!(verdict(noisy, s(&[121.0, 122.0, 121.5])), Verdict::Noisy);
         assert_eq!(verdict(noisy, s(&[150.0, 160.0, 155.0])), Verdict::Differ);
-        assert_eq!(verdict(steady, s(&[95.0, 110.0])), Verdict::Noisy);
+        // Too few repeats to judge a noisy cell: it differs.
+        assert_eq!(verdict(steady, s(&[95.0, 110.0])), Verdict::Differ);
     }
 }
