@@ -23,7 +23,7 @@
 //! they are inert: one thread-local load and a branch. [`Unavailable`] says why.
 //!
 //! Modules, one concept each: `abi` (the kernel's layout and constants),
-//! `sys` (the system calls), `thread` (registration), `local` and `guard`
+//! `sys` (the system calls), `registration` (kernel support, the area, the thread report), `local` and `guard`
 //! (the protocol), `future` (`slice_critical` for async code), `stats`
 //! (counters), `reason` (why not), `kernel_stats` (the kernel's own counters), `runtime` (what runtime adapters share:
 //! per-thread metrics, sections spanning two hooks), and with the `lock_api`
@@ -48,15 +48,16 @@ mod local;
 #[cfg(feature = "lock_api")]
 mod lock;
 mod reason;
+mod registration;
 mod report;
 pub mod runtime;
 mod stats;
 mod sys;
-mod thread;
 
 pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
 pub use kernel_stats::{KERNEL_STATS_PATH, KernelStats};
+pub use local::Registrar;
 #[cfg(feature = "lock_api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
 pub use lock::api04 as lock_api_0_4;
@@ -67,12 +68,11 @@ pub use lock::{
     SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,
 };
 pub use reason::{Errno, Error, Unavailable};
+pub use registration::{
+    AreaFlags, EnableVia, ThreadReport, disable, enable, init, init_with, kernel_support, state,
+};
 pub use stats::{SharedStats, SliceStats};
 pub use sys::LibcRseq;
-pub use thread::{
-    AreaFlags, EnableVia, Registrar, ThreadReport, disable, enable, init, init_with,
-    kernel_support, state,
-};
 
 /// The calling thread's counters since it started.
 pub fn stats() -> SliceStats {

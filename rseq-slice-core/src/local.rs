@@ -14,9 +14,18 @@ use core::sync::atomic::{Ordering::SeqCst, compiler_fence};
 use crate::reason::Unavailable;
 use crate::stats::{Cells, SliceStats};
 use crate::sys;
-use crate::thread::Registrar;
 
 /// Whether the extension is on for this thread, and who owns the area.
+/// Who registered the rseq area the thread's guards use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Registrar {
+    /// libc, in optimized (v2) mode: glibc 2.41 or later.
+    LibcV2,
+    /// This crate, on a thread libc left unregistered.
+    Crate,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     On(Registrar),
@@ -214,8 +223,8 @@ mod tests {
     //! A "grant" is the test writing `granted`; the guard's yield then meets
     //! no grant (ENOSYS without the feature, 0 with it): counted as revoked.
 
+    use super::Registrar;
     use super::{Local, State};
-    use crate::thread::Registrar;
 
     fn on(ctrl: *mut u8) -> Local {
         let l = Local::new();
