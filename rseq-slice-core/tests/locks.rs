@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier};
 use common::{on_thread, sections};
 use rseq_slice_core::{
     Policy, RawSpin, SliceGuard, SliceMutex, SliceRwLock, SpinMutex, StdMutexExt, WithSlice,
-    critical, init, lock_api_0_4, request_ptr, stats,
+    critical, init, lock_api_0_4, slice_ctrl, stats,
 };
 
 const THREADS: usize = 4;
@@ -56,14 +56,7 @@ fn hammer(f: impl Fn() + Send + Sync + 'static) -> u64 {
 /// Outside every section, `request` and `granted` are 0 (in the guest,
 /// where the thread has a live area; on the host there is none to read).
 fn assert_request_clear() {
-    if let Some(p) = request_ptr() {
-        // SAFETY: the thread's live slice_ctrl bytes; reading them is allowed.
-        let (req, granted) = unsafe {
-            (
-                std::ptr::read_volatile(p.as_ptr()),
-                std::ptr::read_volatile(p.as_ptr().add(1)),
-            )
-        };
+    if let Some((req, granted)) = slice_ctrl() {
         assert_eq!((req, granted), (0, 0), "request/granted after unlock");
     }
 }

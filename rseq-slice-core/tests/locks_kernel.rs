@@ -13,7 +13,7 @@ use common::{Mode, expect_init, kernel_mode, last_cpu, pin, say, spin};
 use rseq_slice_core::KernelStats;
 use rseq_slice_core::{
     Policy, RawSpin, SliceMutex, SliceStats, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
-    request_ptr, stats,
+    slice_ctrl, stats,
 };
 
 const THREADS: usize = 4;
@@ -22,14 +22,7 @@ const SECTION: Duration = Duration::from_micros(2);
 
 /// The request and granted bytes, which must both be 0 outside sections.
 fn ctrl() -> (u8, u8) {
-    let p = request_ptr().expect("a live area while the feature is on");
-    // SAFETY: the thread's live slice_ctrl bytes; reading them is allowed.
-    unsafe {
-        (
-            std::ptr::read_volatile(p.as_ptr()),
-            std::ptr::read_volatile(p.as_ptr().add(1)),
-        )
-    }
+    slice_ctrl().expect("a live area while the feature is on")
 }
 
 /// `THREADS` threads pinned to one CPU run `op` (lock, 2 µs section,

@@ -20,15 +20,7 @@ type Ends = (SharedSender<u64>, SharedReceiver<u64>);
 /// This thread's (request, granted) bytes, or zeros where guards are
 /// inert.
 fn slice_ctrl() -> (u8, u8) {
-    rseq_slice_core::request_ptr().map_or((0, 0), |p| {
-        // SAFETY: this thread's own slice_ctrl bytes (request, granted).
-        unsafe {
-            (
-                p.as_ptr().read_volatile(),
-                p.as_ptr().add(1).read_volatile(),
-            )
-        }
-    })
+    rseq_slice_core::slice_ctrl().unwrap_or((0, 0))
 }
 
 /// One shard of the traffic test: for `run`, send 2 µs `slice_critical`
