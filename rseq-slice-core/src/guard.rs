@@ -23,7 +23,7 @@ use crate::local::LOCAL;
 /// [`disable`](crate::disable) / [`enable`](crate::enable) fail with
 /// `InCriticalSection`. A leak lasts until the thread exits. The runtime
 /// adapters find such a guard when the thread goes idle
-/// ([`runtime::idle`](crate::runtime::idle): `ThreadMetrics::open_guards`, a
+/// ([`RuntimeThread::idle`](crate::runtime::RuntimeThread::idle): `ThreadMetrics::open_guards`, a
 /// `WARN` with `tracing`). The nesting count saturates: past `u32::MAX` open
 /// guards, further guards are inert rather than wrapping it to 0.
 ///

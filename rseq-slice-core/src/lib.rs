@@ -26,7 +26,8 @@
 //! `sys` (the system calls), `registration` (kernel support, the area, the thread report), `local` and `guard`
 //! (the protocol), `future` (`slice_critical` for async code), `stats`
 //! (counters), `reason` (why not), `kernel_stats` (the kernel's own counters), `runtime` (what runtime adapters share:
-//! per-thread metrics, sections spanning two hooks), and with the `lock_api`
+//! a per-thread handle, per-thread metrics and their intervals, sections
+//! spanning two hooks), and with the `lock_api`
 //! feature `lock` (lock wrappers and the adaptive policy) and `spin` (the
 //! clear-and-recheck spinlock).
 

@@ -1,11 +1,12 @@
 //! What runtime adapters share (`rseq_slice_core::runtime`): a registry that
-//! stays bounded, threads that move between runtimes, guards left open.
+//! stays bounded, its interval view, a thread handle that ends its entry when
+//! dropped, threads that move between runtimes, guards left open.
 
 mod common;
 
 use common::{on_thread, say, sections};
-use rseq_slice_core::runtime::{self, RETAINED_STOPPED, SliceMetrics};
-use rseq_slice_core::{Error, SliceGuard, critical, disable, stats};
+use rseq_slice_core::runtime::{Interval, RETAINED_STOPPED, SliceMetrics};
+use rseq_slice_core::{Error, SliceGuard, SliceStats, critical, disable, stats};
 
 #[test]
 fn a_registry_of_short_lived_threads_stays_bounded() {
@@ -15,9 +16,9 @@ fn a_registry_of_short_lived_threads_stays_bounded() {
     for _ in 0..n {
         let m = metrics.clone();
         expected += on_thread(move || {
-            let _ = runtime::thread_start(&m);
+            let thread = m.start_thread();
             critical(|| ());
-            runtime::thread_stop();
+            drop(thread);
             sections(1)
         });
     }
@@ -45,19 +46,20 @@ fn a_runtime_thread_that_drives_another_runtime_keeps_its_sections() {
     let (home, other) = (SliceMetrics::default(), SliceMetrics::default());
     let (h, o) = (home.clone(), other.clone());
     let (opened, own) = on_thread(move || {
-        let _ = runtime::thread_start(&h);
+        let mut thread = h.start_thread();
         critical(|| ());
-        // It drives a current-thread runtime (whose park hook joins it
+        // It drives a current-thread runtime (whose park hook moves it
         // there, without sections), then comes back to its own runtime.
         let mut opened = Vec::new();
         for m in [&o, &h, &o, &h] {
-            runtime::ensure_started(m);
+            thread.move_to(m);
+            assert!(thread.reports_to(m));
             critical(|| ());
-            runtime::open_section("scheduler");
-            opened.push(runtime::section_open());
-            runtime::close_section();
+            thread.open_section("scheduler");
+            opened.push(thread.section().is_some());
+            thread.close_section();
         }
-        runtime::thread_stop();
+        drop(thread);
         (opened, stats())
     });
     assert_eq!(opened, [false, true, false, true], "sections per visit");
@@ -80,21 +82,22 @@ fn a_guard_left_open_is_found_when_the_thread_goes_idle() {
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
     let outcome: Result<_, rseq_slice_core::Unavailable> = on_thread(move || {
-        runtime::thread_start(&m)?;
-        runtime::idle();
+        let thread = m.start_thread();
+        thread.state()?;
+        thread.idle();
         let clean = m.threads()[0].open_guards;
         let g = SliceGuard::new();
-        runtime::idle();
+        thread.idle();
         let held = m.threads()[0].open_guards;
         drop(g);
-        runtime::idle();
+        thread.idle();
         let dropped = m.threads()[0].open_guards;
         // A leaked guard stays open for good: switching is refused.
         std::mem::forget(SliceGuard::new());
-        runtime::idle();
+        thread.idle();
         let leaked = m.threads()[0].open_guards;
         let switch = disable();
-        runtime::thread_stop();
+        drop(thread);
         Ok(([clean, held, dropped, leaked], switch))
     });
     match outcome {
@@ -110,4 +113,85 @@ fn a_guard_left_open_is_found_when_the_thread_goes_idle() {
             );
         }
     }
+}
+
+#[test]
+fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
+    let metrics = SliceMetrics::default();
+    let m = metrics.clone();
+    let (before, request, own) = on_thread(move || {
+        let thread = m.start_thread();
+        critical(|| ());
+        thread.open_section("scheduler");
+        assert_eq!(thread.section(), Some("scheduler"));
+        // Nothing published yet: the entry is alive, with zero counters.
+        let before = m.threads()[0].clone();
+        drop(thread);
+        let request = rseq_slice_core::request_ptr().map(|p| {
+            // SAFETY: this thread's own `request` byte, alive while the
+            // extension is on.
+            unsafe { p.as_ptr().read_volatile() }
+        });
+        (before, request, stats())
+    });
+    let after = &metrics.threads()[0];
+    say(format_args!("before drop {before:?}\nafter drop {after:?}"));
+    assert!(before.alive && before.stats == SliceStats::default());
+    assert!(!after.alive, "the dropped handle left its entry alive");
+    // The final counters hold the guard and the section the drop closed
+    // (both inert, so 0, where the extension is off).
+    assert_eq!(after.stats, own);
+    assert_eq!(after.stats.requested, sections(2));
+    assert_ne!(request, Some(1), "the drop left the section's request set");
+}
+
+#[test]
+fn intervals_yield_what_changed_since_the_previous_sample() {
+    let metrics = SliceMetrics::default();
+    let mut intervals = metrics.intervals();
+    let short_lived = |n: usize| {
+        for _ in 0..n {
+            let m = metrics.clone();
+            on_thread(move || {
+                let _thread = m.start_thread();
+                critical(|| ());
+            });
+        }
+    };
+    let mut seen = Vec::new();
+    // Two threads come and go, and this one stays.
+    short_lived(2);
+    let mine = metrics.start_thread();
+    seen.push(intervals.next().unwrap());
+    // This thread publishes two sections.
+    critical(|| ());
+    critical(|| ());
+    mine.publish();
+    seen.push(intervals.next().unwrap());
+    // Enough threads that some are folded into `retired`: the deltas must
+    // not notice.
+    short_lived(RETAINED_STOPPED + 6);
+    seen.push(intervals.next().unwrap());
+    drop(mine);
+    seen.push(intervals.next().unwrap());
+    seen.push(intervals.next().unwrap());
+    say(format_args!("intervals {seen:?}"));
+    let shape: Vec<_> = seen
+        .iter()
+        .map(|i| (i.threads_started, i.threads_stopped, i.threads_alive))
+        .collect();
+    let n = RETAINED_STOPPED as u64 + 6;
+    assert_eq!(
+        shape,
+        [(3, 2, 1), (0, 0, 1), (n, n, 1), (0, 1, 0), (0, 0, 0)]
+    );
+    let requested: Vec<_> = seen.iter().map(|i| i.stats.requested).collect();
+    assert_eq!(requested, [sections(2), sections(2), sections(n), 0, 0]);
+    assert_eq!(seen[4], Interval::default());
+    assert!(metrics.retired().threads > 0);
+    let summed = seen.iter().map(|i| i.stats).sum::<SliceStats>();
+    assert_eq!(summed, metrics.total());
+    // A new iterator starts from the beginning again.
+    let all = metrics.intervals().next().unwrap();
+    assert_eq!((all.threads_started, all.stats), (n + 3, metrics.total()));
 }

@@ -1,7 +1,6 @@
 //! The one builder call, for single executors and pools.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -10,9 +9,9 @@ use glommio::{
     ExecutorJoinHandle, LocalExecutor, LocalExecutorBuilder, LocalExecutorPoolBuilder,
     PoolThreadHandles,
 };
-use rseq_slice_core::runtime::{self, SliceMetrics};
+use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
 
-use crate::config::SliceConfig;
+use crate::config::{Hook, SliceConfig};
 use crate::error::{StartError, check_memlock};
 
 /// Adds the slice extension to a glommio builder: [`LocalExecutorBuilder`]
@@ -75,8 +74,8 @@ impl SliceExecutorBuilder {
         T: Send + 'static,
     {
         check_memlock()?;
-        let metrics = self.cfg.metrics();
-        Ok(self.inner.spawn(move || on_executor(&metrics, fut_gen))?)
+        let cfg = self.cfg;
+        Ok(self.inner.spawn(move || on_executor(&cfg, fut_gen))?)
     }
 
     /// [`LocalExecutorBuilder::make`]: an executor on the calling thread,
@@ -88,7 +87,7 @@ impl SliceExecutorBuilder {
         let inner = self.inner.make()?;
         Ok(SliceExecutor {
             inner,
-            _thread: ExecutorThread::start(&self.cfg.metrics()),
+            _thread: ExecutorThread::start(&self.cfg),
         })
     }
 }
@@ -119,10 +118,10 @@ impl SlicePoolBuilder {
         T: Send + 'static,
     {
         check_memlock()?;
-        let metrics = self.cfg.metrics();
+        let cfg = self.cfg;
         Ok(self
             .inner
-            .on_all_shards(move || on_executor(&metrics, fut_gen))?)
+            .on_all_shards(move || on_executor(&cfg, fut_gen))?)
     }
 }
 
@@ -142,36 +141,60 @@ impl Deref for SliceExecutor {
     }
 }
 
-/// The executor thread's entry in the metrics: started on creation, final
-/// (counters published, marked stopped) on drop, on the same thread.
-#[derive(Debug)]
-struct ExecutorThread(PhantomData<*const ()>);
+/// The executor thread's handle in the metrics, started on creation, final
+/// on drop (after the user's stop hook, even if it panics), on the same
+/// thread.
+struct ExecutorThread {
+    on_stop: Option<Hook>,
+    thread: RuntimeThread,
+}
 
 impl ExecutorThread {
-    fn start(metrics: &SliceMetrics) -> ExecutorThread {
+    fn start(cfg: &SliceConfig) -> ExecutorThread {
         // Err(reason): the executor runs on with near-free guards; with
         // `tracing` the reason is logged once.
-        let _ = runtime::thread_start(metrics);
-        ExecutorThread(PhantomData)
+        let _ = rseq_slice_core::init_with(cfg.enable_via);
+        let thread = cfg.metrics.start_thread();
+        if let Some(f) = &cfg.on_thread_start {
+            f();
+        }
+        ExecutorThread {
+            on_stop: cfg.on_thread_stop.clone(),
+            thread,
+        }
     }
 }
 
 impl Drop for ExecutorThread {
     fn drop(&mut self) {
-        runtime::thread_stop();
+        self.thread.close_section();
+        if let Some(f) = self.on_stop.take() {
+            f();
+        }
+        // `thread` drops next, even if `f` panicked: final counters, entry
+        // stopped.
+    }
+}
+
+impl std::fmt::Debug for ExecutorThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutorThread")
+            .field("thread", &self.thread)
+            .field("on_stop", &self.on_stop.is_some())
+            .finish()
     }
 }
 
 /// Runs on the executor thread, inside glommio's first poll, before the
 /// user's generator.
-fn on_executor<G, F>(metrics: &SliceMetrics, fut_gen: G) -> OnExecutor<F>
+fn on_executor<G, F>(cfg: &SliceConfig, fut_gen: G) -> OnExecutor<F>
 where
     G: FnOnce() -> F,
 {
-    let thread = ExecutorThread::start(metrics);
+    let thread = ExecutorThread::start(cfg);
     OnExecutor {
         fut: fut_gen(),
-        _thread: thread,
+        thread,
     }
 }
 
@@ -179,11 +202,11 @@ pin_project_lite::pin_project! {
     /// The executor's main future: at the end of each of its polls (glommio
     /// has no park hook; no other task runs then) the thread goes idle for
     /// the adapter: counters published, grants reported, guards left open
-    /// found ([`runtime::idle`]). The final counters when it is dropped.
+    /// found ([`RuntimeThread::idle`]). The final counters when it is dropped.
     struct OnExecutor<F> {
         #[pin]
         fut: F,
-        _thread: ExecutorThread,
+        thread: ExecutorThread,
     }
 }
 
@@ -191,8 +214,9 @@ impl<F: Future> Future for OnExecutor<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let out = self.project().fut.poll(cx);
-        runtime::idle();
+        let this = self.project();
+        let out = this.fut.poll(cx);
+        this.thread.thread.idle();
         out
     }
 }

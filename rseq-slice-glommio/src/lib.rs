@@ -20,9 +20,11 @@
 //! [`LocalExecutorPoolBuilder`](glommio::LocalExecutorPoolBuilder) gets the
 //! same call (`.with_slice_extension().on_all_shards(..)`), and
 //! [`SliceExecutorBuilder::make`] registers the calling thread. Where the
-//! kernel lacks the feature, each executor logs the reason once (`tracing`
-//! warn), its [`ThreadMetrics::state`] says why, and it runs on with guards
-//! that cost about nothing. Where glommio itself cannot start (less than
+//! kernel lacks the feature, each executor logs the reason once (a `tracing`
+//! warn, with the `tracing` feature, on by default), its
+//! [`ThreadMetrics::state`] says why, and it runs on with guards that cost
+//! about nothing. [`SliceConfig::metrics`] shows every executor's counters,
+//! as totals and as [intervals](SliceMetrics::intervals). Where glommio itself cannot start (less than
 //! 512 KiB of `RLIMIT_MEMLOCK`, ...), the builder returns a [`StartError`].
 //!
 //! # What is covered, and what is not
@@ -30,11 +32,13 @@
 //! glommio 0.9 has no thread-start, park or task-poll hooks. The adapter:
 //! - uses the future generator (run on the executor thread, inside its first
 //!   task poll) as the thread-start hook, and the drop of the executor's main
-//!   future (or of a [`SliceExecutor`]) as the thread-stop hook;
+//!   future (or of a [`SliceExecutor`]) as the thread-stop hook (your
+//!   [`SliceConfig::on_thread_start`] and [`SliceConfig::on_thread_stop`]
+//!   run there);
 //! - at the end of each poll of the main future (no other task runs then),
 //!   publishes the counters, reports grants and checks for guards left open
-//!   ([`rseq_slice_core::runtime::idle`]), since there is no park hook; and
-//!   publishes at the end.
+//!   ([`RuntimeThread::idle`](rseq_slice_core::runtime::RuntimeThread::idle)),
+//!   since there is no park hook; and publishes at the end.
 //!
 //! None of glommio's own short cross-thread sections can be wrapped from
 //! outside it without also wrapping unbounded user work:
@@ -59,7 +63,7 @@
 //!   the scheduler-section policy, and the adapter leaves stall detection to
 //!   you.
 //!
-//! Tracing is the core's, shared with the tokio adapter
+//! Tracing (the `tracing` feature) is the core's, shared with the tokio adapter
 //! ([`rseq_slice_core::runtime`]): each executor thread enters a
 //! `rseq_slice_thread` span (field `index`), a thread where the extension is
 //! off logs why once (`WARN`), and so does one found with a guard left open;
@@ -79,5 +83,7 @@ mod error;
 pub use builder::{BuilderExt, SliceExecutor, SliceExecutorBuilder, SlicePoolBuilder};
 pub use config::SliceConfig;
 pub use error::{MIN_MEMLOCK, StartError};
-pub use rseq_slice_core::runtime::{SliceMetrics, ThreadMetrics};
-pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
+pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::{
+    EnableVia, SliceCritical, SliceStats, Unavailable, critical, slice_critical,
+};

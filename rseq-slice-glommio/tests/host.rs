@@ -1,15 +1,20 @@
 //! The adapter on any kernel: single executors (spawned and made), pools,
-//! `slice_critical` inside tasks, metrics, and the
+//! `slice_critical` inside tasks, the config's hooks, metrics and their
+//! intervals, and the
 //! typed error glommio's locked-memory minimum becomes.
 
 #[path = "../../rseq-slice-core/tests/common/mod.rs"]
 mod common;
 
+use std::collections::HashSet;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
 use rseq_slice_glommio::{
-    BuilderExt, MIN_MEMLOCK, SliceConfig, SliceMetrics, StartError, Unavailable, slice_critical,
+    BuilderExt, Interval, MIN_MEMLOCK, SliceConfig, SliceMetrics, StartError, Unavailable,
+    slice_critical,
 };
 
 /// Every thread in `metrics` stopped, with the state this kernel gives.
@@ -245,4 +250,93 @@ fn a_guard_held_across_await_is_found_between_main_future_polls() {
         "glommio: open guards between main-future polls {seen} while held, {after} after"
     ));
     assert_eq!((seen, after), (1, 0));
+}
+
+#[test]
+fn the_configs_thread_hooks_run_on_each_executor_thread_around_its_future() {
+    type Log = Arc<Mutex<Vec<(ThreadId, &'static str)>>>;
+    let log = Log::default();
+    let note = |log: &Log, what: &'static str| {
+        let log = log.clone();
+        move || {
+            log.lock()
+                .unwrap()
+                .push((std::thread::current().id(), what))
+        }
+    };
+    let (start, stop) = (note(&log, "start"), note(&log, "stop"));
+    let cfg = SliceConfig::new()
+        .on_thread_start(move || {
+            // After registration: the thread has its state already.
+            assert_ne!(rseq_slice_core::state(), Err(Unavailable::NotInitialized));
+            start();
+        })
+        .on_thread_stop(stop);
+    let metrics = cfg.metrics();
+    let future = note(&log, "future");
+    LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2))
+        .with_slice_config(cfg)
+        .on_all_shards(move || async move {
+            future();
+            hundred_tasks().await
+        })
+        .expect("pool start")
+        .join_all()
+        .into_iter()
+        .for_each(|r| assert_eq!(r.unwrap(), 4950));
+    let log = log.lock().unwrap().clone();
+    let threads: HashSet<_> = log.iter().map(|(t, _)| *t).collect();
+    assert_eq!(threads.len(), 2, "{log:?}");
+    for t in threads {
+        let order: Vec<_> = log
+            .iter()
+            .filter(|(u, _)| *u == t)
+            .map(|(_, w)| *w)
+            .collect();
+        assert_eq!(order, ["start", "future", "stop"], "{log:?}");
+    }
+    assert_states(&metrics, 2);
+}
+
+#[test]
+fn a_panicking_stop_hook_still_ends_a_made_executors_entry() {
+    let metrics = common::on_thread(|| {
+        let cfg = SliceConfig::new().on_thread_stop(|| panic!("the user's stop hook panics"));
+        let metrics = cfg.metrics();
+        let ex = LocalExecutorBuilder::default()
+            .with_slice_config(cfg)
+            .make()
+            .expect("executor");
+        assert_eq!(ex.run(hundred_tasks()), 4950);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(ex)));
+        assert!(dropped.is_err(), "the hook did not run");
+        metrics
+    });
+    assert_states(&metrics, 1);
+}
+
+#[test]
+fn executors_report_to_metrics_given_to_the_config_and_its_intervals() {
+    let shared = SliceMetrics::default();
+    let mut intervals = shared.intervals();
+    for _ in 0..2 {
+        LocalExecutorBuilder::default()
+            .with_slice_config(SliceConfig::new().with_metrics(shared.clone()))
+            .spawn(hundred_tasks)
+            .expect("executor start")
+            .join()
+            .unwrap();
+    }
+    let first = intervals.next().unwrap();
+    assert_eq!(
+        (
+            first.threads_started,
+            first.threads_stopped,
+            first.threads_alive
+        ),
+        (2, 2, 0)
+    );
+    assert_eq!(first.stats, shared.total());
+    assert_states(&shared, 2);
+    assert_eq!(intervals.next().unwrap(), Interval::default());
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use rseq_slice_core::EnableVia;
 use rseq_slice_core::runtime::SliceMetrics;
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -19,9 +20,10 @@ pub(crate) type TaskHook = Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sy
 /// [`slice_critical`](crate::slice_critical) on the short parts instead).
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
-/// the builder after the adapter would replace its own. Hand yours to the
-/// config instead (thread hooks, and with `tokio_unstable` the task-poll and
-/// task-terminate hooks); the adapter runs them outside any section:
+/// the builder after the adapter replace its own, and hooks set before it
+/// are replaced by the adapter's. Hand yours to the config instead (thread
+/// hooks, and with `tokio_unstable` the task-poll and task-terminate hooks);
+/// the adapter runs them outside any section:
 ///
 /// ```
 /// use rseq_slice_tokio::{BuilderExt, SliceConfig};
@@ -35,11 +37,21 @@ pub(crate) type TaskHook = Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sy
 /// drop(rt);
 /// assert!(metrics.threads().len() >= 1);
 /// ```
+///
+/// Shared with `rseq-slice-glommio`'s `SliceConfig`, under the same names:
+/// [`new`](SliceConfig::new), [`metrics`](SliceConfig::metrics),
+/// [`with_metrics`](SliceConfig::with_metrics),
+/// [`enable_via`](SliceConfig::enable_via),
+/// [`on_thread_start`](SliceConfig::on_thread_start) and
+/// [`on_thread_stop`](SliceConfig::on_thread_stop). Only tokio has park
+/// and poll hooks, so only this one has the park and poll hooks and the
+/// section policies built on them.
 #[derive(Clone)]
 pub struct SliceConfig {
     pub(crate) scheduler_sections: bool,
     pub(crate) task_polls: bool,
     pub(crate) metrics: SliceMetrics,
+    pub(crate) enable_via: EnableVia,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_stop: Option<Hook>,
     pub(crate) on_thread_park: Option<Hook>,
@@ -63,6 +75,7 @@ impl fmt::Debug for SliceConfig {
         let mut d = f.debug_struct("SliceConfig");
         d.field("scheduler_sections", &self.scheduler_sections)
             .field("task_polls", &self.task_polls)
+            .field("enable_via", &self.enable_via)
             .field("on_thread_start", &self.on_thread_start.is_some())
             .field("on_thread_stop", &self.on_thread_stop.is_some())
             .field("on_thread_park", &self.on_thread_park.is_some())
@@ -82,6 +95,7 @@ impl SliceConfig {
             scheduler_sections: true,
             task_polls: false,
             metrics: SliceMetrics::default(),
+            enable_via: EnableVia::default(),
             on_thread_start: None,
             on_thread_stop: None,
             on_thread_park: None,
@@ -118,6 +132,25 @@ impl SliceConfig {
     /// The runtime's per-thread metrics (a handle; clone it freely).
     pub fn metrics(&self) -> SliceMetrics {
         self.metrics.clone()
+    }
+
+    /// Record into `metrics` (e.g. one registry shared by several runtimes).
+    pub fn with_metrics(mut self, metrics: SliceMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// How each thread turns the extension on where this crate registers
+    /// its rseq area ([`rseq_slice_core::init_with`]); the default is one
+    /// system call at registration.
+    pub fn enable_via(mut self, via: EnableVia) -> Self {
+        self.enable_via = via;
+        self
+    }
+
+    /// Register and enable the calling thread as configured (idempotent).
+    pub(crate) fn enable_thread(&self) {
+        let _ = rseq_slice_core::init_with(self.enable_via);
     }
 
     /// Your `on_thread_start` hook, run after the adapter registers the thread.

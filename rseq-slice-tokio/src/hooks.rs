@@ -1,7 +1,11 @@
-//! What runs in tokio's hooks: the shared per-thread machinery of
-//! [`rseq_slice_core::runtime`], composed with the user's hooks.
+//! What runs in tokio's hooks: the calling thread's
+//! [`RuntimeThread`](rseq_slice_core::runtime::RuntimeThread), kept in one
+//! thread-local (tokio's hooks are free closures), composed with the user's
+//! hooks.
 
-use rseq_slice_core::runtime;
+use std::cell::RefCell;
+
+use rseq_slice_core::runtime::RuntimeThread;
 
 use crate::config::SliceConfig;
 
@@ -12,25 +16,69 @@ pub(crate) const AFTER_UNPARK: &str = "unpark";
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub(crate) const TASK_POLL: &str = "task_poll";
 
+thread_local! {
+    /// The calling thread's handle in the runtime it works for: set in
+    /// `on_thread_start` (or at the first park or unpark of a thread the
+    /// runtime did not start), dropped in `on_thread_stop`.
+    static RUNTIME_THREAD: RefCell<Option<RuntimeThread>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on the calling thread's handle, if it has one and it is not
+/// borrowed mutably (a re-entrant hook): hooks must never panic.
+fn with_thread(f: impl FnOnce(&RuntimeThread)) {
+    let _ = RUNTIME_THREAD.try_with(|t| {
+        if let Ok(t) = t.try_borrow()
+            && let Some(t) = t.as_ref()
+        {
+            f(t);
+        }
+    });
+}
+
+/// Replace the calling thread's handle; the old one (if any) is dropped
+/// after the thread-local is released.
+fn replace_thread(new: Option<RuntimeThread>) {
+    let old = RUNTIME_THREAD
+        .try_with(|t| {
+            t.try_borrow_mut()
+                .map(|mut t| std::mem::replace(&mut *t, new))
+        })
+        .ok()
+        .and_then(Result::ok);
+    drop(old);
+}
+
+/// The kind of section the adapter holds open on the calling thread
+/// (`"scheduler"`, `"unpark"` or `"task_poll"`), if any: for tests and
+/// diagnostics. It is the adapter's own record, so it shows sections on any
+/// kernel, also where the extension is off and sections are inert.
+pub fn current_section() -> Option<&'static str> {
+    let mut kind = None;
+    with_thread(|t| kind = t.section());
+    kind
+}
+
 pub(crate) fn thread_start(cfg: &SliceConfig) {
-    let _ = runtime::thread_start(&cfg.metrics);
+    replace_thread(None);
+    cfg.enable_thread();
+    replace_thread(Some(cfg.metrics.start_thread()));
     if let Some(f) = &cfg.on_thread_start {
         f();
     }
 }
 
-/// Ends the thread's entry when dropped: after the user's stop hook, or
-/// while it unwinds.
+/// Drops the thread's handle (final counters, entry stopped) when dropped
+/// itself: after the user's stop hook, or while it unwinds.
 struct Stop;
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        runtime::thread_stop();
+        replace_thread(None);
     }
 }
 
 pub(crate) fn thread_stop(cfg: &SliceConfig) {
-    runtime::close_section();
+    with_thread(RuntimeThread::close_section);
     // A panicking user hook must not leave the thread `alive` with its last
     // counters unpublished.
     let _stop = Stop;
@@ -40,22 +88,38 @@ pub(crate) fn thread_stop(cfg: &SliceConfig) {
 }
 
 /// Park and unpark also start the thread that drives a current-thread
-/// runtime (tokio runs no start hook there).
+/// runtime (tokio runs no start hook there), and move a thread that drives
+/// another runtime to that runtime's metrics.
+fn ensure_started(cfg: &SliceConfig) {
+    let _ = RUNTIME_THREAD.try_with(|t| {
+        let Ok(mut t) = t.try_borrow_mut() else {
+            return;
+        };
+        match t.as_mut() {
+            Some(t) => t.move_to(&cfg.metrics),
+            None => {
+                cfg.enable_thread();
+                *t = Some(cfg.metrics.join_thread());
+            }
+        }
+    });
+}
+
 pub(crate) fn thread_park(cfg: &SliceConfig) {
-    runtime::ensure_started(&cfg.metrics);
-    runtime::idle();
+    ensure_started(cfg);
+    with_thread(RuntimeThread::idle);
     if let Some(f) = &cfg.on_thread_park {
         f();
     }
 }
 
 pub(crate) fn thread_unpark(cfg: &SliceConfig) {
-    runtime::ensure_started(&cfg.metrics);
+    ensure_started(cfg);
     if let Some(f) = &cfg.on_thread_unpark {
         f();
     }
     if cfg.scheduler_sections && cfg!(tokio_unstable) {
-        runtime::open_section(AFTER_UNPARK);
+        with_thread(|t| t.open_section(AFTER_UNPARK));
     }
 }
 
@@ -64,40 +128,42 @@ pub(crate) use task::{after_task_poll, before_task_poll, task_terminate};
 
 #[cfg(tokio_unstable)]
 mod task {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use rseq_slice_core::runtime;
+    use rseq_slice_core::runtime::RuntimeThread;
     use tokio::runtime::TaskMeta;
 
-    use super::{AFTER_POLL, AFTER_UNPARK, SliceConfig, TASK_POLL};
+    use super::{AFTER_POLL, AFTER_UNPARK, SliceConfig, TASK_POLL, with_thread};
 
     pub(crate) fn before_task_poll(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
-        // Our after-poll hook closes every task-poll section: one still open
-        // means that hook was replaced.
-        if runtime::section_kind() == Some(TASK_POLL) {
-            hook_replaced("on_after_task_poll");
-        }
-        runtime::close_section();
+        with_thread(|t| {
+            // Our after-poll hook closes every task-poll section: one still
+            // open means that hook was replaced.
+            if t.section() == Some(TASK_POLL) {
+                hook_replaced(t, "on_after_task_poll");
+            }
+            t.close_section();
+        });
         if let Some(f) = &cfg.on_before_task_poll {
             f(meta);
         }
         if cfg.task_polls {
-            runtime::open_section(TASK_POLL);
+            with_thread(|t| t.open_section(TASK_POLL));
         }
     }
 
     pub(crate) fn after_task_poll(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
-        // Our before-poll hook closes every scheduler section: one still open
-        // spanned the whole poll, so that hook was replaced.
-        if matches!(runtime::section_kind(), Some(AFTER_POLL | AFTER_UNPARK)) {
-            hook_replaced("on_before_task_poll");
-        }
-        runtime::close_section();
+        with_thread(|t| {
+            // Our before-poll hook closes every scheduler section: one still
+            // open spanned the whole poll, so that hook was replaced.
+            if matches!(t.section(), Some(AFTER_POLL | AFTER_UNPARK)) {
+                hook_replaced(t, "on_before_task_poll");
+            }
+            t.close_section();
+        });
         if let Some(f) = &cfg.on_after_task_poll {
             f(meta);
         }
         if cfg.scheduler_sections {
-            runtime::open_section(AFTER_POLL);
+            with_thread(|t| t.open_section(AFTER_POLL));
         }
     }
 
@@ -108,25 +174,32 @@ mod task {
     /// its end runs this hook, which closes that section before the thread
     /// goes back to the pool to run `spawn_blocking` closures.
     pub(crate) fn task_terminate(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
-        runtime::close_section();
+        with_thread(RuntimeThread::close_section);
         if let Some(f) = &cfg.on_task_terminate {
             f(meta);
         }
     }
 
     /// A poll hook of ours did not run: sections would span whole task polls.
-    /// Stop opening them on this thread, and say so once per process.
+    /// Stop opening them on this thread, and (with `tracing`) say so once
+    /// per process.
     #[cold]
-    fn hook_replaced(which: &'static str) {
-        runtime::stop_sections();
-        static SAID: AtomicBool = AtomicBool::new(false);
-        if !SAID.swap(true, Ordering::Relaxed) {
-            tracing::error!(
-                target: "rseq_slice",
-                "the runtime's {which} hook was replaced (set on the builder after \
-                 with_slice_extension?), so scheduler sections would span whole task polls: \
-                 the adapter stops opening them; pass your hook to SliceConfig::{which} instead"
-            );
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn hook_replaced(t: &RuntimeThread, which: &'static str) {
+        t.stop_sections();
+        #[cfg(feature = "tracing")]
+        {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    target: "rseq_slice",
+                    "the runtime's {which} hook was replaced (set on the builder after \
+                     with_slice_extension?), so scheduler sections would span whole task polls: \
+                     the adapter stops opening them; pass your hook to SliceConfig::{which} \
+                     instead"
+                );
+            }
         }
     }
 }

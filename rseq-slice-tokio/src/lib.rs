@@ -21,8 +21,10 @@
 //! ```
 //!
 //! Where the kernel lacks the feature, each thread logs the reason once
-//! (`tracing` warn) and the runtime runs on with guards that cost about
-//! nothing.
+//! (a `tracing` warn, with the `tracing` feature, on by default) and the
+//! runtime runs on with guards that cost about nothing. Either way,
+//! [`SliceConfig::metrics`] shows each thread's state and counters, as
+//! totals and as [intervals](SliceMetrics::intervals).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
@@ -32,7 +34,8 @@ mod builder;
 mod config;
 mod hooks;
 
-pub use builder::{BuilderExt, HookConflict};
+pub use builder::BuilderExt;
 pub use config::SliceConfig;
-pub use rseq_slice_core::runtime::{SliceMetrics, ThreadMetrics};
-pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, slice_critical};
+pub use hooks::current_section;
+pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::{EnableVia, SliceCritical, SliceStats, Unavailable, slice_critical};

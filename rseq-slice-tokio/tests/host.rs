@@ -1,4 +1,4 @@
-//! The adapter on any kernel: the builder, hook composition and conflicts,
+//! The adapter on any kernel: the builder, hook composition and replacement,
 //! `slice_critical` semantics, metrics, and the tracing it emits.
 
 mod common;
@@ -53,16 +53,51 @@ fn the_one_liner_builds_and_every_thread_reports_its_state() {
 }
 
 #[test]
-fn hooks_set_on_the_builder_are_reported_not_lost() {
-    let mut b = Builder::new_multi_thread();
-    b.on_thread_start(|| ()).on_thread_park(|| ());
-    let err = b.try_with_slice_config(SliceConfig::new()).unwrap_err();
-    assert_eq!(err.hooks, vec!["on_thread_start", "on_thread_park"]);
-    assert!(err.to_string().contains("SliceConfig"), "{err}");
-    assert!(
-        Builder::new_current_thread()
-            .try_with_slice_config(SliceConfig::new())
-            .is_ok()
+fn a_start_hook_set_on_the_builder_afterwards_leaves_workers_joining_at_park() {
+    // tokio cannot say whether a hook is set: this one silently replaces the
+    // adapter's start hook. The workers still report, from their first park
+    // or unpark, and still stop (the stop hook is the adapter's).
+    let cfg = SliceConfig::new();
+    let metrics = cfg.metrics();
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .with_slice_config(cfg)
+        .on_thread_start(move || {
+            s.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    drop(rt);
+    let threads = metrics.threads();
+    assert!(started.load(Ordering::Relaxed) >= 2);
+    assert!(threads.len() >= 2, "{threads:?}");
+    assert!(threads.iter().all(|t| !t.alive), "{threads:?}");
+}
+
+#[test]
+fn a_runtime_reports_to_metrics_given_to_the_config_and_its_intervals() {
+    let shared = rseq_slice_tokio::SliceMetrics::default();
+    let mut intervals = shared.intervals();
+    for _ in 0..2 {
+        let rt = two_workers(SliceConfig::new().with_metrics(shared.clone()));
+        rt.block_on(async { tokio::spawn(slice_critical(async {})).await.unwrap() });
+        drop(rt);
+    }
+    let first = intervals.next().unwrap();
+    assert!(first.threads_started >= 4, "{first:?}");
+    assert_eq!(first.threads_stopped, first.threads_started, "{first:?}");
+    assert_eq!((first.threads_alive, first.stats), (0, shared.total()));
+    assert_eq!(
+        intervals.next().unwrap(),
+        rseq_slice_tokio::Interval::default()
     );
 }
 

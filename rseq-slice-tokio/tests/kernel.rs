@@ -218,7 +218,7 @@ fn in_section() -> bool {
         // extension is on.
         unsafe { p.as_ptr().read_volatile() != 0 }
     });
-    rseq_slice_core::runtime::section_open() || request
+    rseq_slice_tokio::current_section().is_some() || request
 }
 
 #[test]

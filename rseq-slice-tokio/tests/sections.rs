@@ -4,7 +4,7 @@
 //!
 //! The section checks need `--cfg tokio_unstable` (`cargo xtask test` builds
 //! this binary both ways, and runs both in the guest); without it they skip,
-//! saying why. `runtime::section_open()` is the adapter's own record, so it
+//! saying why. `current_section()` is the adapter's own record, so it
 //! sees an open section on any kernel; where the extension is on, the
 //! `request` byte is checked too.
 
@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::two_workers;
-use rseq_slice_core::runtime;
 use rseq_slice_tokio::{BuilderExt, SliceConfig};
 use tokio::runtime::Builder;
 
@@ -34,7 +33,7 @@ fn in_section() -> bool {
         // extension is on.
         unsafe { p.as_ptr().read_volatile() != 0 }
     });
-    runtime::section_open() || request
+    rseq_slice_tokio::current_section().is_some() || request
 }
 
 fn needs_unstable(test: &str) -> bool {

@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::intervals::{Intervals, Totals};
+use super::thread::RuntimeThread;
 use crate::{Registrar, SharedStats, SliceStats, Unavailable};
 
 /// How many stopped threads keep their own entry in [`SliceMetrics::threads`].
@@ -40,7 +42,7 @@ struct Registry {
 pub(super) struct Slot {
     index: usize,
     name: Option<String>,
-    state: Result<Registrar, Unavailable>,
+    pub(super) state: Result<Registrar, Unavailable>,
     pub(super) stats: SharedStats,
     pub(super) open_guards: AtomicU32,
     alive: AtomicBool,
@@ -62,7 +64,7 @@ pub struct ThreadMetrics {
     /// Guards still alive on the thread when it last went idle (parked, or
     /// between polls of the executor's main future). Anything but 0 is a
     /// guard held across `.await` or leaked: see
-    /// [`runtime::idle`](super::idle).
+    /// [`RuntimeThread::idle`].
     pub open_guards: u32,
     /// Whether the thread is still running.
     pub alive: bool,
@@ -79,6 +81,47 @@ pub struct Retired {
 }
 
 impl SliceMetrics {
+    /// Register and enable the calling thread ([`crate::init`]) and add it
+    /// to these metrics, with scheduler sections on: for each thread the
+    /// runtime starts (from its thread-start hook). The thread's entry ends
+    /// when the returned handle drops.
+    ///
+    /// Where the extension is off the thread runs on with guards that cost
+    /// about nothing; [`RuntimeThread::state`] says why (and with `tracing`
+    /// it is logged once).
+    pub fn start_thread(&self) -> RuntimeThread {
+        RuntimeThread::new(&self.inner, true)
+    }
+
+    /// [`start_thread`](Self::start_thread) without sections: for a thread
+    /// the runtime runs on without starting it, such as the thread that
+    /// drives a current-thread runtime (call it from a hook that thread does
+    /// run: park, unpark). Such a thread runs code no hook brackets (a
+    /// current-thread runtime polls its `block_on` future between task
+    /// polls), which a section would cover.
+    pub fn join_thread(&self) -> RuntimeThread {
+        RuntimeThread::new(&self.inner, false)
+    }
+
+    /// An endless iterator whose every [`next`](Iterator::next) yields what
+    /// was published here since the previous one (the first: since these
+    /// metrics were created), as tokio-metrics' `RuntimeMonitor::intervals`
+    /// does. Sample it at your own pace, e.g. once a second.
+    ///
+    /// ```
+    /// use rseq_slice_core::runtime::SliceMetrics;
+    /// let metrics = SliceMetrics::default();
+    /// let mut intervals = metrics.intervals();
+    /// drop(metrics.start_thread());
+    /// let first = intervals.next().unwrap();
+    /// assert_eq!((first.threads_started, first.threads_stopped), (1, 1));
+    /// let second = intervals.next().unwrap();
+    /// assert_eq!((second.threads_started, second.threads_alive), (0, 0));
+    /// ```
+    pub fn intervals(&self) -> Intervals {
+        Intervals::new(self.clone())
+    }
+
     /// The running threads and the last [`RETAINED_STOPPED`] stopped ones,
     /// in start order. Older stopped threads are in [`retired`](Self::retired).
     pub fn threads(&self) -> Vec<ThreadMetrics> {
@@ -104,12 +147,22 @@ impl SliceMetrics {
 
     /// The counters of every thread that ever reported here, summed.
     pub fn total(&self) -> SliceStats {
-        let r = self.inner.lock();
-        r.retired.stats + r.slots.iter().map(|s| s.stats.load()).sum()
+        self.inner.totals().stats
     }
 }
 
 impl Inner {
+    /// Everything published so far, read at one point.
+    pub(super) fn totals(&self) -> Totals {
+        let r = self.lock();
+        let listed = r.slots.len() as u64;
+        Totals {
+            stats: r.retired.stats + r.slots.iter().map(|s| s.stats.load()).sum(),
+            started: r.retired.threads + listed,
+            stopped: r.retired.threads + r.stopped as u64,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
