@@ -151,9 +151,8 @@ fn slice_critical_passes_outputs_panics_and_cancellation() {
         rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
         let on = u64::from(rseq_slice_core::state().is_ok());
         assert_eq!(rseq_slice_core::stats().requested - before, on);
-        if let Some(p) = rseq_slice_core::request_ptr() {
-            // SAFETY: reading this thread's own request byte.
-            assert_eq!(unsafe { p.as_ptr().read_volatile() }, 0);
+        if let Some((request, _)) = rseq_slice_core::slice_ctrl() {
+            assert_eq!(request, 0);
         }
     });
 }

@@ -213,11 +213,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
 /// Whether the calling thread is inside a section: the adapter's open
 /// section, or `request` set in its rseq area.
 fn in_section() -> bool {
-    let request = rseq_slice_core::request_ptr().is_some_and(|p| {
-        // SAFETY: this thread's own `request` byte, alive while the
-        // extension is on.
-        unsafe { p.as_ptr().read_volatile() != 0 }
-    });
+    let request = rseq_slice_core::slice_ctrl().is_some_and(|(request, _)| request != 0);
     rseq_slice_tokio::current_section().is_some() || request
 }
 
@@ -228,17 +224,8 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
     let cfg = SliceConfig::new()
         .scheduler_sections(true)
         .on_thread_stop(move || {
-            if let Some(p) = rseq_slice_core::request_ptr() {
-                // SAFETY: this thread's own slice_ctrl bytes (request, granted).
-                let (req, granted) = unsafe {
-                    (
-                        p.as_ptr().read_volatile(),
-                        p.as_ptr().add(1).read_volatile(),
-                    )
-                };
-                if req != 0 || granted != 0 {
-                    d.fetch_add(1, Ordering::Relaxed);
-                }
+            if rseq_slice_core::slice_ctrl().is_some_and(|ctrl| ctrl != (0, 0)) {
+                d.fetch_add(1, Ordering::Relaxed);
             }
         });
     let metrics = cfg.metrics();

@@ -28,11 +28,7 @@ fn say(args: std::fmt::Arguments<'_>) {
 /// Whether the calling thread is inside a section: the adapter's open
 /// section, or `request` set in its rseq area.
 fn in_section() -> bool {
-    let request = rseq_slice_core::request_ptr().is_some_and(|p| {
-        // SAFETY: this thread's own `request` byte, alive while the
-        // extension is on.
-        unsafe { p.as_ptr().read_volatile() != 0 }
-    });
+    let request = rseq_slice_core::slice_ctrl().is_some_and(|(request, _)| request != 0);
     rseq_slice_tokio::current_section().is_some() || request
 }
 
