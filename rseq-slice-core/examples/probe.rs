@@ -4,7 +4,8 @@
 //! extension is on in the crate's own area / on in libc's adopted optimized
 //! area / off because libc's area is legacy (`cargo xtask probe` uses it).
 
-use rseq_slice_core::{Registrar, ThreadReport, Unavailable};
+use rseq_slice_core::diagnostics::ThreadReport;
+use rseq_slice_core::{Registrar, Unavailable};
 
 /// The `--expect` value, or the reason the command line is wrong.
 fn expectation() -> Result<Option<String>, String> {

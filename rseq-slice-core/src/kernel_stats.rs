@@ -32,7 +32,7 @@ impl KernelStats {
     /// Parse the file's text (`name: value` lines; others are ignored).
     ///
     /// ```
-    /// let k = rseq_slice_core::KernelStats::parse("exit: 9\nsgrant: 5\nsyield: 4\nsrevok: 1\n");
+    /// let k = rseq_slice_core::diagnostics::KernelStats::parse("exit: 9\nsgrant: 5\nsyield: 4\nsrevok: 1\n");
     /// assert_eq!((k.granted, k.yielded, k.revoked, k.expired), (5, 4, 1, 0));
     /// ```
     pub fn parse(text: &str) -> KernelStats {

@@ -22,14 +22,28 @@
 //! Where the feature is missing, guards still work and cost about nothing:
 //! they are inert: one thread-local load and a branch. [`Unavailable`] says why.
 //!
-//! Modules, one concept each: `abi` (the kernel's layout and constants),
-//! `sys` (the system calls), `registration` (kernel support, the area, the thread report), `local` and `guard`
-//! (the protocol), `future` (`slice_critical` for async code), `stats`
-//! (counters), `reason` (why not), `kernel_stats` (the kernel's own counters), `runtime` (what runtime adapters share:
-//! a per-thread handle, per-thread metrics and their intervals, sections
-//! spanning two hooks), and with the `lock_api`
-//! feature `lock` (lock wrappers and the adaptive policy) and `spin` (the
-//! clear-and-recheck spinlock).
+//! # What is here
+//!
+//! - **The thread:** [`init`] (or [`init_with`] an [`EnableVia`]) once per
+//!   thread; [`state`], [`kernel_support`], [`disable`], [`enable`]; why
+//!   not: [`Unavailable`], [`Error`], [`Errno`]; who registered:
+//!   [`Registrar`].
+//! - **Sections:** [`critical`], [`SliceGuard`], [`slice_critical`] for a
+//!   future's polls; [`slice_yield`], [`report_grants`].
+//! - **Counters:** [`stats`], [`SliceStats`], [`SharedStats`]; the
+//!   [`runtime`] module for runtime adapters (a per-thread handle, metrics
+//!   and their intervals).
+//! - **Locks** (feature `lock_api`): `SliceMutex`, `SliceRwLock` and
+//!   `WithSlice` over any lock_api 0.5 raw lock, `lock_api_0_4` for 0.4,
+//!   `StdMutexExt` for `std::sync::Mutex`, `SpinMutex` (the
+//!   clear-and-recheck spinlock), `Policy`.
+//! - **Diagnostics:** the [`diagnostics`] module (the thread report,
+//!   `slice_ctrl`, the kernel's counters); the kernel's layout in [`abi`].
+//!
+//! Inside, one concept a module: `abi`, `sys` (system calls),
+//! `registration` (kernel support, the area, the report), `local` and
+//! `guard` (the protocol), `future`, `stats`, `reason`, `kernel_stats`,
+//! `runtime`, `lock`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -42,6 +56,7 @@
 compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
 
 pub mod abi;
+pub mod diagnostics;
 mod future;
 mod guard;
 mod kernel_stats;
@@ -55,10 +70,19 @@ pub mod runtime;
 mod stats;
 mod sys;
 
+// The thread.
+pub use local::Registrar;
+pub use reason::{Errno, Error, Unavailable};
+pub use registration::{EnableVia, disable, enable, init, init_with, kernel_support, state};
+
+// Sections.
 pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
-pub use kernel_stats::{KERNEL_STATS_PATH, KernelStats};
-pub use local::Registrar;
+
+// Counters.
+pub use stats::{SharedStats, SliceStats};
+
+// Locks.
 #[cfg(feature = "lock_api")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
 pub use lock::api04 as lock_api_0_4;
@@ -68,12 +92,6 @@ pub use lock::{
     Policy, RawSpin, SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, SpinMutex,
     SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,
 };
-pub use reason::{Errno, Error, Unavailable};
-pub use registration::{
-    AreaFlags, EnableVia, ThreadReport, disable, enable, init, init_with, kernel_support, state,
-};
-pub use stats::{SharedStats, SliceStats};
-pub use sys::LibcRseq;
 
 /// The calling thread's counters since it started.
 pub fn stats() -> SliceStats {
@@ -97,31 +115,4 @@ pub fn report_grants() {
 /// thread yielded within its extension. Guards call it for you.
 pub fn slice_yield() -> bool {
     sys::slice_yield()
-}
-
-/// The address of this thread's `slice_ctrl.request` byte (`granted` is the
-/// next byte) while the extension is on; `None` while guards are inert.
-///
-/// For tests and tooling. Writing `request` while `granted` is set, or
-/// writing `granted` at all, gets the thread killed with SIGSEGV.
-pub fn request_ptr() -> Option<core::ptr::NonNull<u8>> {
-    local::LOCAL.with(|l| l.live_ctrl())
-}
-
-/// This thread's `slice_ctrl` as `(request, granted)`, read afresh, while
-/// the extension is on; `None` while guards are inert.
-///
-/// For tests and tooling: outside any guard both are 0; inside the
-/// outermost one `request` is 1 until the kernel grants (then `granted` is
-/// 1 and `request` 0) or clears it.
-///
-/// ```
-/// let _ = rseq_slice_core::init();
-/// if let Some((request, _granted)) = rseq_slice_core::slice_ctrl() {
-///     assert_eq!(request, 0); // no section open
-///     rseq_slice_core::critical(|| assert!(rseq_slice_core::slice_ctrl().is_some()));
-/// }
-/// ```
-pub fn slice_ctrl() -> Option<(u8, u8)> {
-    local::LOCAL.with(|l| l.ctrl_bytes())
 }

@@ -7,9 +7,10 @@ use common::{on_thread, sections};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rseq_slice_core::diagnostics::{request_ptr, slice_ctrl};
 use rseq_slice_core::{
-    Error, SharedStats, SliceGuard, SliceStats, Unavailable, critical, init, kernel_support,
-    request_ptr, slice_ctrl, state, stats,
+    Error, SharedStats, SliceGuard, SliceStats, Unavailable, critical, init, kernel_support, state,
+    stats,
 };
 
 #[test]
@@ -135,7 +136,7 @@ fn a_forked_child_keeps_working() {
             let before = stats();
             critical(|| ());
             // The registration and the enable bit survive fork (no CLONE_VM).
-            let enabled = rseq_slice_core::ThreadReport::read().prctl_enabled;
+            let enabled = rseq_slice_core::diagnostics::ThreadReport::read().prctl_enabled;
             let ok = (stats() - before).requested == sections(1)
                 && state() == outcome
                 && (outcome.is_err() || enabled == Ok(true));

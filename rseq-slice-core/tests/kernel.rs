@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::{Mode, Noise, expect_init, kernel_mode, last_cpu, on_thread, pin, say, spin};
 use rseq_slice_core::abi::{self, Rseq};
+use rseq_slice_core::diagnostics::{KernelStats, LibcRseq, ThreadReport, request_ptr};
 use rseq_slice_core::{
-    EnableVia, KernelStats, LibcRseq, Registrar, SliceGuard, ThreadReport, Unavailable, critical,
-    disable, enable, init, init_with, request_ptr, state, stats,
+    EnableVia, Registrar, SliceGuard, Unavailable, critical, disable, enable, init, init_with,
+    state, stats,
 };
 
 fn expect_legacy(outcome: Result<Registrar, Unavailable>) {
@@ -329,7 +330,8 @@ fn a_boot_without_the_feature_says_why() {
             "inert guards count nothing"
         );
         // The crate registered nothing of its own for a feature that is off.
-        let libc_registers = rseq_slice_core::LibcRseq::get().is_some_and(|l| l.size > 0);
+        let libc_registers =
+            rseq_slice_core::diagnostics::LibcRseq::get().is_some_and(|l| l.size > 0);
         assert_eq!(ThreadReport::read().registered, Ok(libc_registers));
     });
 }

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 use common::{on_thread, sections};
+use rseq_slice_core::diagnostics::slice_ctrl;
 use rseq_slice_core::{
     Policy, RawSpin, SliceGuard, SliceMutex, SliceRwLock, SpinMutex, StdMutexExt, WithSlice,
-    critical, init, lock_api_0_4, slice_ctrl, stats,
+    critical, init, lock_api_0_4, stats,
 };
 
 const THREADS: usize = 4;

@@ -10,10 +10,11 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::{Mode, expect_init, kernel_mode, last_cpu, pin, say, spin};
-use rseq_slice_core::KernelStats;
+use rseq_slice_core::diagnostics::KernelStats;
+use rseq_slice_core::diagnostics::slice_ctrl;
 use rseq_slice_core::{
     Policy, RawSpin, SliceMutex, SliceStats, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
-    slice_ctrl, stats,
+    stats,
 };
 
 const THREADS: usize = 4;

@@ -12,7 +12,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use common::{on_thread, say};
-use rseq_slice_core::{LibcRseq, ThreadReport, init};
+use rseq_slice_core::diagnostics::{LibcRseq, ThreadReport};
+use rseq_slice_core::init;
 
 const PATTERN: [u8; 64] = [0xa5; 64];
 

@@ -127,7 +127,7 @@ fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
         // Nothing published yet: the entry is alive, with zero counters.
         let before = m.threads()[0].clone();
         drop(thread);
-        let request = rseq_slice_core::request_ptr().map(|p| {
+        let request = rseq_slice_core::diagnostics::request_ptr().map(|p| {
             // SAFETY: this thread's own `request` byte, alive while the
             // extension is on.
             unsafe { p.as_ptr().read_volatile() }

@@ -131,7 +131,7 @@ fn slice_critical_passes_outputs_and_panics_and_leaves_nothing_open() {
             rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
             let on = u64::from(rseq_slice_core::state().is_ok());
             assert_eq!(rseq_slice_core::stats().requested - before, on);
-            rseq_slice_core::slice_ctrl().map(|(request, _)| request)
+            rseq_slice_core::diagnostics::slice_ctrl().map(|(request, _)| request)
         })
         .unwrap();
     assert_ne!(h.join().unwrap(), Some(1), "request left set");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{Noise, kernel_mode, say, spin};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
-use rseq_slice_core::KernelStats;
+use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_glommio::{BuilderExt, SliceStats, ThreadMetrics, Unavailable, slice_critical};
 
 type Ends = (SharedSender<u64>, SharedReceiver<u64>);
@@ -20,7 +20,7 @@ type Ends = (SharedSender<u64>, SharedReceiver<u64>);
 /// This thread's (request, granted) bytes, or zeros where guards are
 /// inert.
 fn slice_ctrl() -> (u8, u8) {
-    rseq_slice_core::slice_ctrl().unwrap_or((0, 0))
+    rseq_slice_core::diagnostics::slice_ctrl().unwrap_or((0, 0))
 }
 
 /// One shard of the traffic test: for `run`, send 2 µs `slice_critical`

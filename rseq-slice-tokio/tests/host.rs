@@ -151,7 +151,7 @@ fn slice_critical_passes_outputs_panics_and_cancellation() {
         rseq_slice_core::critical(|| rseq_slice_core::critical(|| ()));
         let on = u64::from(rseq_slice_core::state().is_ok());
         assert_eq!(rseq_slice_core::stats().requested - before, on);
-        if let Some((request, _)) = rseq_slice_core::slice_ctrl() {
+        if let Some((request, _)) = rseq_slice_core::diagnostics::slice_ctrl() {
             assert_eq!(request, 0);
         }
     });

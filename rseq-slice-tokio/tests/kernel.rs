@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rseq_slice_core::KernelStats;
+use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
 
 fn say(args: std::fmt::Arguments<'_>) {
@@ -213,7 +213,8 @@ fn workers_get_grants_that_match_the_kernel_stats() {
 /// Whether the calling thread is inside a section: the adapter's open
 /// section, or `request` set in its rseq area.
 fn in_section() -> bool {
-    let request = rseq_slice_core::slice_ctrl().is_some_and(|(request, _)| request != 0);
+    let request =
+        rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|(request, _)| request != 0);
     rseq_slice_tokio::current_section().is_some() || request
 }
 
@@ -224,7 +225,7 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
     let cfg = SliceConfig::new()
         .scheduler_sections(true)
         .on_thread_stop(move || {
-            if rseq_slice_core::slice_ctrl().is_some_and(|ctrl| ctrl != (0, 0)) {
+            if rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|ctrl| ctrl != (0, 0)) {
                 d.fetch_add(1, Ordering::Relaxed);
             }
         });

@@ -28,7 +28,8 @@ fn say(args: std::fmt::Arguments<'_>) {
 /// Whether the calling thread is inside a section: the adapter's open
 /// section, or `request` set in its rseq area.
 fn in_section() -> bool {
-    let request = rseq_slice_core::slice_ctrl().is_some_and(|(request, _)| request != 0);
+    let request =
+        rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|(request, _)| request != 0);
     rseq_slice_tokio::current_section().is_some() || request
 }
 

@@ -5,7 +5,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rseq_slice_core::{KernelStats, SliceStats};
+use rseq_slice_core::SliceStats;
+use rseq_slice_core::diagnostics::KernelStats;
 
 use crate::lock::Lock;
 use crate::{Cli, Kind, Result, Variant};

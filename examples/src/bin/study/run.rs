@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rseq_slice_core::KernelStats;
+use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_examples::report::LoadReport;
 
 use crate::args::Noise;
