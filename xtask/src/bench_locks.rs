@@ -9,8 +9,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::build::{build_bench, build_locks};
 use crate::guest;
-use crate::{BootArgs, NO_LIBC_RSEQ, Result, build_bench, build_locks, workspace_root};
+use crate::{BootArgs, NO_LIBC_RSEQ, Result, workspace_root};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {

@@ -1,0 +1,224 @@
+//! `cargo xtask test`: the host tests, then the guest suite's passes.
+
+use super::*;
+use crate::build::build_locks;
+
+/// One boot of the guest suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pass {
+    /// The host's root (glibc 2.36): every test binary with the crate's own
+    /// area, then the kernel tests with glibc's legacy area.
+    FeatureOn,
+    /// The host's root, `rseq_slice_ext=off`: the kernel tests.
+    Off,
+    /// The Debian root (glibc 2.41): the library crates' test binaries
+    /// with glibc's own optimized area, adopted.
+    Glibc241,
+}
+
+/// A test executable and whether it belongs to one of the library crates.
+pub(crate) struct TestBin {
+    pub(crate) exe: PathBuf,
+    pub(crate) library: bool,
+}
+
+impl TestBin {
+    /// The test target's name (`kernel` for `kernel-0123abcd`).
+    fn name(&self) -> &str {
+        let stem = self.exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        stem.rsplit_once('-').map_or(stem, |(n, _)| n)
+    }
+    /// Holds tests that need the kernel's feature.
+    fn kernel(&self) -> bool {
+        matches!(
+            self.name(),
+            "kernel" | "locks_kernel" | "tracing" | "grant_events" | "null_page" | "runtime"
+        )
+    }
+}
+
+/// One run of test binaries: a label, the environment, the binaries.
+pub(crate) struct Run<'a> {
+    label: &'a str,
+    env: Vec<String>,
+    bins: Vec<&'a TestBin>,
+}
+
+/// The guest script for `runs` on `boot`: every binary runs, the status
+/// says whether all passed.
+pub(crate) fn suite_script(boot: &guest::Boot, runs: &[Run<'_>]) -> Result<String> {
+    let mut script = String::from("rc=0\n");
+    for run in runs {
+        for bin in &run.bins {
+            let name = bin
+                .exe
+                .strip_prefix(workspace_root().join("target"))
+                .unwrap_or(&bin.exe)
+                .display()
+                .to_string();
+            let env: Vec<String> = run.env.iter().map(|e| guest::sh_quote(e)).collect();
+            script += &format!(
+                "echo {header}\nenv {env} {exe} --test-threads=1 || rc=1\n",
+                header = guest::sh_quote(&format!("== guest [{}] {name}", run.label)),
+                env = env.join(" "),
+                exe = boot.path(&bin.exe)?,
+            );
+        }
+    }
+    Ok(script + "exit $rc\n")
+}
+
+/// The guest suite: the passes asked for, each one boot.
+pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
+    let mut bins =
+        test_binaries(cargo().args(["test", "--workspace", "--all-features", "--no-run"]))?;
+    if bins.is_empty() {
+        return Err("cargo built no test binary: nothing to run in the guest".into());
+    }
+    bins.extend(test_binaries(unstable_cargo().args([
+        "test",
+        "-p",
+        "rseq-slice-tokio",
+        "--no-run",
+    ]))?);
+    let all: Vec<&TestBin> = bins.iter().collect();
+    // Binaries with tests that need the kernel: the only ones worth a run
+    // where the feature is off (legacy glibc, switched off at boot).
+    let kernel: Vec<&TestBin> = bins.iter().filter(|b| b.kernel()).collect();
+    let libraries: Vec<&TestBin> = bins.iter().filter(|b| b.library).collect();
+    // Every run demands the kernel (a test that would skip fails) and says
+    // which area the tests must find.
+    let env = |area: &str, more: &[&str]| {
+        let mut v = vec![
+            "RSEQ_SLICE_REQUIRE_KERNEL=1".to_string(),
+            format!("RSEQ_SLICE_EXPECT_AREA={area}"),
+        ];
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    };
+    eprintln!(
+        "xtask: guest suite: one test binary after another, each with --test-threads=1 \
+         (tests compare the kernel's global rseq/stats counters, so they run one at a time)"
+    );
+    let mut ok = true;
+    for pass in passes {
+        let (b, runs, what) = match pass {
+            Pass::FeatureOn => (
+                boot.boot(2)?,
+                vec![
+                    Run {
+                        label: "crate",
+                        env: env("crate", &[NO_LIBC_RSEQ]),
+                        bins: all.clone(),
+                    },
+                    Run {
+                        label: "libc-legacy",
+                        env: env("libc-legacy", &[]),
+                        bins: kernel.clone(),
+                    },
+                ],
+                "the crate's own area, then glibc 2.36's legacy area",
+            ),
+            Pass::Off => {
+                let mut off = boot.clone();
+                off.append.push("rseq_slice_ext=off".into());
+                (
+                    off.boot(2)?,
+                    vec![Run {
+                        label: "crate",
+                        env: env(
+                            "crate",
+                            &[NO_LIBC_RSEQ, "RSEQ_SLICE_EXPECT_REASON=disabled-at-boot"],
+                        ),
+                        bins: kernel.clone(),
+                    }],
+                    "rseq_slice_ext=off",
+                )
+            }
+            Pass::Glibc241 => {
+                let mut debian = boot.clone();
+                debian.debian_root = true;
+                (
+                    debian.boot(2)?,
+                    vec![Run {
+                        label: "libc-v2",
+                        env: env("libc-v2", &[]),
+                        bins: libraries.clone(),
+                    }],
+                    "Debian trixie, glibc 2.41's own area adopted",
+                )
+            }
+        };
+        let code = guest::run(&b, &suite_script(&b, &runs)?)?;
+        eprintln!(
+            "xtask: guest suite ({what}) {}",
+            if code == 0 { "passed" } else { "FAILED" }
+        );
+        ok &= code == 0;
+    }
+    Ok(ok)
+}
+
+pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
+    let mut ok = true;
+    if host {
+        eprintln!("xtask: host tests (tests that need the kernel feature skip, saying why)");
+        ok &= cargo()
+            .args(["test", "--workspace", "--all-features"])
+            .status()?
+            .success();
+        ok &= locks_smoke()?;
+        eprintln!("xtask: latency study smoke run on the host");
+        let smoke = crate::study::study(boot, false, true, &[])?;
+        let dir = workspace_root().join("out/smoke");
+        let files = [
+            "results.csv",
+            "runs.csv",
+            "results.json",
+            "latency.png",
+            "p999_vs_load.png",
+        ];
+        let missing: Vec<_> = files
+            .iter()
+            .filter(|f| std::fs::metadata(dir.join(f)).map_or(true, |m| m.len() == 0))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!("xtask: study smoke run did not write {missing:?}");
+        }
+        ok &= smoke && missing.is_empty();
+    }
+    if in_guest {
+        ok &= guest_suite(boot, passes)?;
+    }
+    Ok(ok)
+}
+
+/// A short run of the `locks` benchmark on the host (fallback there): a
+/// fraction of a second a cell, outputs to a temporary directory.
+pub(crate) fn locks_smoke() -> Result<bool> {
+    eprintln!("xtask: smoke run of the locks benchmark (host)");
+    let exe = build_locks()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("rseq-slice-locks-smoke-")
+        .tempdir()?;
+    let dir = tmp.path().join("out");
+    let ok = Command::new(&exe)
+        .args([
+            "--threads=1,2",
+            "--cell-ms=60",
+            "--repeats=1",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&dir)
+        .status()?
+        .success();
+    let files = ["locks.csv", "locks.png"]
+        .iter()
+        .all(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
+    drop(tmp);
+    if !files {
+        eprintln!("xtask: the locks smoke run wrote no CSV/PNG");
+    }
+    Ok(ok && files)
+}
