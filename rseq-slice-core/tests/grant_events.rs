@@ -3,7 +3,7 @@
 //! allocation are not allowed); `report_grants` does, later. Skips, saying
 //! why, where the kernel lacks the feature.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! Guard, state and statistics behaviour that holds on any kernel: on one
 //! without the feature these exercise the fallback, in the guest the real area.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use common::{on_thread, sections};
 

@@ -5,7 +5,7 @@
 //! crate's own registration and glibc 2.36's legacy one on the host's root,
 //! and glibc 2.41's own (adopted) in a Debian root.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

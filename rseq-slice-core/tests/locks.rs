@@ -2,7 +2,7 @@
 //! with other guards, the adaptive policy, and the request byte after
 //! unlock (checked where the thread has a live area, i.e. in the guest).
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

@@ -3,7 +3,7 @@
 //! boots with `rseq_debug=1`, which kills a thread that breaks it). On a
 //! kernel without the feature every test prints why it skips.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

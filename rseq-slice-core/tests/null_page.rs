@@ -6,7 +6,7 @@
 //! it skips, saying why. The page is read and written through
 //! `/proc/self/mem`, never through a null pointer.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

@@ -7,7 +7,7 @@
 //! `cargo test` sets); skips, saying why, where it is not set (the guest
 //! runs test binaries without cargo).
 
-mod common;
+use rseq_slice_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! stays bounded, its interval view, a thread handle that ends its entry when
 //! dropped, threads that move between runtimes, guards left open.
 
-mod common;
+use rseq_slice_testkit as common;
 
 use common::{on_thread, say, sections};
 use rseq_slice_core::runtime::{Interval, RETAINED_STOPPED, SliceMetrics};

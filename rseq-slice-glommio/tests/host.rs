@@ -3,8 +3,7 @@
 //! intervals, and the
 //! typed error glommio's locked-memory minimum becomes.
 
-#[path = "../../rseq-slice-core/tests/common/mod.rs"]
-mod common;
+use rseq_slice_testkit as common;
 
 use std::collections::HashSet;
 use std::process::Command;

@@ -2,8 +2,7 @@
 //! guest). On a kernel without the feature the grant checks skip, saying
 //! why; the soak and the start/stop loop run everywhere.
 
-#[path = "../../rseq-slice-core/tests/common/mod.rs"]
-mod common;
+use rseq_slice_testkit as common;
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};

@@ -4,8 +4,7 @@
 //! build/shutdown loop run everywhere.
 
 mod common;
-#[path = "../../rseq-slice-core/tests/common/mod.rs"]
-mod core_common;
+use rseq_slice_testkit as core_common;
 
 use common::two_workers;
 use core_common::kernel_mode;

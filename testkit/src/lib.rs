@@ -1,6 +1,6 @@
-//! Shared by the test binaries: where we run, CPU pinning, a noise thread
+//! The helpers the test binaries of rseq-slice-core, -tokio and -glommio
+//! share (a `publish = false` dev-dependency): where we run, CPU pinning, a noise thread
 //! (as the kernel's `slice_test` has).
-#![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,6 +182,7 @@ pub fn spin(d: Duration) {
 
 /// A thread pinned to `cpu` that burns `busy`, sleeps `sleep`, repeats:
 /// each wake-up wants the CPU and preempts whoever runs there.
+#[derive(Debug)]
 pub struct Noise {
     stop: Arc<AtomicBool>,
     handle: Option<std::thread::JoinHandle<()>>,
