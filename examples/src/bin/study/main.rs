@@ -77,7 +77,15 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
         out.join("results.json"),
         serde_json::to_string_pretty(&json)?,
     )?;
-    let title = conditions.chars().take(110).collect::<String>();
+    // The detected conditions (the part after "where: "), whole: vCPUs,
+    // clock, slice_ext_nsec, rseq_debug, kernel and area.
+    let title: String = conditions
+        .split("; ")
+        .find(|p| p.contains("vCPU"))
+        .unwrap_or(&conditions)
+        .chars()
+        .take(160)
+        .collect();
     plot::latency(&out.join("latency.png"), &cells, &title)?;
     plot::q_vs_load(&out.join("p99_vs_load.png"), 1, &cells, &title)?;
     plot::q_vs_load(&out.join("p999_vs_load.png"), 2, &cells, &title)?;

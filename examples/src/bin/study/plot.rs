@@ -70,7 +70,7 @@ pub(crate) fn latency(path: &Path, cells: &[Summary], title: &str) -> Result<()>
     let root = if text {
         root.titled(
             &format!("Latency by percentile: {title}"),
-            ("sans-serif", 13),
+            ("sans-serif", 11),
         )
         .map_err(e)?
     } else {
@@ -170,7 +170,7 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
         .into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let root = if text {
-        root.titled(&format!("{name} against load: {title}"), ("sans-serif", 13))
+        root.titled(&format!("{name} against load: {title}"), ("sans-serif", 11))
             .map_err(e)?
     } else {
         root.margin(40, 0, 0, 0)
