@@ -119,7 +119,7 @@ fn a_guard_left_open_is_found_when_the_thread_goes_idle() {
 fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
-    let (before, request, own) = on_thread(move || {
+    let (before, request, own, expected) = on_thread(move || {
         let thread = m.start_thread();
         critical(|| ());
         thread.open_section("scheduler");
@@ -127,12 +127,9 @@ fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
         // Nothing published yet: the entry is alive, with zero counters.
         let before = m.threads()[0].clone();
         drop(thread);
-        let request = rseq_slice_core::diagnostics::request_ptr().map(|p| {
-            // SAFETY: this thread's own `request` byte, alive while the
-            // extension is on.
-            unsafe { p.as_ptr().read_volatile() }
-        });
-        (before, request, stats())
+        let request = rseq_slice_core::diagnostics::slice_ctrl().map(|(request, _)| request);
+        // Counted only where this thread's guards are armed.
+        (before, request, stats(), sections(2))
     });
     let after = &metrics.threads()[0];
     say(format_args!("before drop {before:?}\nafter drop {after:?}"));
@@ -141,7 +138,7 @@ fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
     // The final counters hold the guard and the section the drop closed
     // (both inert, so 0, where the extension is off).
     assert_eq!(after.stats, own);
-    assert_eq!(after.stats.requested, sections(2));
+    assert_eq!(after.stats.requested, expected);
     assert_ne!(request, Some(1), "the drop left the section's request set");
 }
 
