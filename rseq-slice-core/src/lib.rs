@@ -40,7 +40,8 @@
 //! - **Diagnostics:** the [`diagnostics`] module (the thread report,
 //!   `slice_ctrl`, the kernel's counters); the kernel's layout in [`abi`].
 //!
-//! Inside, one concept a module: `abi`, `sys` (system calls),
+//! Inside, one concept a module: `abi`, `sys` (system calls), `arch` (the
+//! only assembly),
 //! `registration` (kernel support, the area, the report), `local` and
 //! `guard` (the protocol), `future`, `stats`, `reason`, `kernel_stats`,
 //! `runtime`, `lock`.
@@ -56,6 +57,7 @@
 compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
 
 pub mod abi;
+mod arch;
 pub mod diagnostics;
 mod future;
 mod guard;

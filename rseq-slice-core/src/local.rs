@@ -118,7 +118,7 @@ impl Local {
             // SAFETY: as in `enter`; `granted` is the next byte of the same
             // 4-byte `slice_ctrl` word.
             let (before, granted) = unsafe {
-                let before = sys::take_request(req);
+                let before = crate::arch::take_request(req);
                 (before, ptr::read_volatile(req.add(1)))
             };
             if granted != 0 {

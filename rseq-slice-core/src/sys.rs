@@ -156,77 +156,6 @@ pub(crate) fn slice_yield() -> bool {
     unsafe { libc::syscall(abi::SYS_RSEQ_SLICE_YIELD) == 1 }
 }
 
-/// Clear the `request` byte at `p` and return its old value, in one
-/// instruction that no interrupt can split.
-///
-/// The kernel writes `slice_ctrl` only from this thread's own interrupt and
-/// exit-to-user paths, so "atomic with respect to this CPU's interrupts" is
-/// all the exit needs, and no `lock` prefix is paid for. With a separate load
-/// and store, a grant made and revoked between them (the grant's interrupt
-/// returns into the middle of the pair; under emulation retranslating the
-/// code there can take longer than the grant) would be seen by neither: its
-/// armed syscall work then survives into the next section.
-///
-/// x86_64: `cmpxchg` without `lock`: if the byte is 1 it becomes 0, and
-/// `al` keeps 1; otherwise nothing is stored and `al` gets the byte.
-///
-/// # Safety
-/// `p` must be valid for reads and writes of one byte.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) unsafe fn take_request(p: *mut u8) -> u8 {
-    let old: u8;
-    // SAFETY: the caller guarantees `p`; the asm touches only that byte and
-    // flags, and acts as a compiler barrier (no `nomem`).
-    unsafe {
-        core::arch::asm!(
-            "cmpxchg byte ptr [{p}], {zero}",
-            p = in(reg) p,
-            zero = in(reg_byte) 0u8,
-            inout("al") 1u8 => old,
-            options(nostack),
-        );
-    }
-    old
-}
-
-/// aarch64: an exclusive load/store pair (or `swpb`), which an exception
-/// return between the two makes retry.
-///
-/// # Safety
-/// `p` must be valid for reads and writes of one byte, and accessed only by
-/// this thread and the kernel on its behalf.
-#[cfg(target_arch = "aarch64")]
-#[inline(always)]
-pub(crate) unsafe fn take_request(p: *mut u8) -> u8 {
-    // SAFETY: the caller guarantees `p`; only this thread touches it
-    // (besides the kernel from its own exception paths).
-    unsafe { core::sync::atomic::AtomicU8::from_ptr(p) }
-        .swap(0, core::sync::atomic::Ordering::Relaxed)
-}
-
-/// The calling thread's thread pointer, the base of glibc's `__rseq_offset`.
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn thread_pointer() -> *mut u8 {
-    let tp: *mut u8;
-    // SAFETY: on x86_64 the TCB's first word is its own address (the TLS ABI).
-    unsafe {
-        core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, preserves_flags, readonly));
-    }
-    tp
-}
-
-/// The calling thread's thread pointer, the base of glibc's `__rseq_offset`.
-#[cfg(target_arch = "aarch64")]
-pub(crate) fn thread_pointer() -> *mut u8 {
-    let tp: *mut u8;
-    // SAFETY: reading TPIDR_EL0 has no side effects.
-    unsafe {
-        core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, preserves_flags, nomem));
-    }
-    tp
-}
-
 /// What libc says about its own rseq registration (`__rseq_offset`,
 /// `__rseq_size`, `__rseq_flags`), looked up with `dlsym` so the binary loads
 /// on libcs without these symbols (glibc < 2.35, musl).
@@ -265,7 +194,9 @@ impl LibcRseq {
     /// `__rseq_offset`. Registered only when `size` is non-zero and libc's
     /// registration of this thread succeeded.
     pub fn area(&self) -> *mut Rseq {
-        thread_pointer().wrapping_offset(self.offset).cast()
+        crate::arch::thread_pointer()
+            .wrapping_offset(self.offset)
+            .cast()
     }
 }
 

@@ -82,7 +82,7 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
     let title: String = conditions
         .split("; ")
         .find(|p| p.contains("vCPU"))
-        .unwrap_or(&conditions)
+        .unwrap_or(conditions)
         .chars()
         .take(160)
         .collect();
