@@ -3,9 +3,10 @@
 //! One builder call registers and enables every runtime thread (from
 //! `on_thread_start`), publishes per-thread metrics, and lets tasks mark their
 //! short critical sections with [`slice_critical`]. With `--cfg
-//! tokio_unstable` it also guards the scheduler's own work between task polls
-//! (steals, inject-queue pops, the timer wheel): a policy of [`SliceConfig`]
-//! that is on by default and can be turned off.
+//! tokio_unstable`, [`SliceConfig`] can also guard the scheduler's own work
+//! between task polls, or whole task polls: both off by default, because
+//! measured they cost more often than they helped (the workspace's
+//! `docs/study.md`).
 //!
 //! ```
 //! use rseq_slice_tokio::BuilderExt;
