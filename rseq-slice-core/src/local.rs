@@ -15,7 +15,6 @@ use crate::reason::Unavailable;
 use crate::stats::{Cells, SliceStats};
 use crate::sys;
 
-/// Whether the extension is on for this thread, and who owns the area.
 /// Who registered the rseq area the thread's guards use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -26,6 +25,7 @@ pub enum Registrar {
     Crate,
 }
 
+/// Whether the extension is on for this thread, and who owns the area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     On(Registrar),
