@@ -73,8 +73,13 @@ pub enum Unavailable {
     },
     /// Something other than libc and this crate registered rseq on this thread.
     ForeignRegistration,
-    /// The `rseq` system call is missing (ENOSYS) or refused (a seccomp filter).
+    /// The `rseq` system call is missing (ENOSYS) or refused (EPERM or
+    /// another error from a seccomp filter or an LSM).
     RseqUnavailable(Errno),
+    /// `rseq_slice_yield()` (syscall 471) is refused, typically by a seccomp
+    /// profile older than Linux 7.0: a grant could never be handed back, so
+    /// the extension stays off.
+    YieldBlocked(Errno),
     /// Registering the crate's own rseq area failed.
     RegistrationFailed(Errno),
     /// The kernel accepted the registration only in legacy mode (an
@@ -119,10 +124,23 @@ impl fmt::Display for Unavailable {
                 "another library registered rseq on this thread and libc does not describe it: \
                  rseq-slice leaves foreign registrations alone",
             ),
+            Unavailable::RseqUnavailable(e) if e.raw() == libc::ENOSYS => write!(
+                f,
+                "the rseq system call is unavailable ({e}): the kernel lacks CONFIG_RSEQ, or \
+                 a seccomp filter answers ENOSYS for it: allow rseq (syscall {})",
+                libc::SYS_rseq
+            ),
             Unavailable::RseqUnavailable(e) => write!(
                 f,
-                "the rseq system call is unavailable ({e}): the kernel lacks CONFIG_RSEQ or a \
-                 seccomp filter blocks it"
+                "the rseq system call is refused ({e}): a seccomp filter or an LSM denies it: \
+                 allow rseq (syscall {})",
+                libc::SYS_rseq
+            ),
+            Unavailable::YieldBlocked(e) => write!(
+                f,
+                "rseq_slice_yield (syscall {}) is refused ({e}), so a grant could not be handed \
+                 back: the seccomp profile predates Linux 7.0; allow that system call",
+                crate::abi::SYS_RSEQ_SLICE_YIELD
             ),
             Unavailable::RegistrationFailed(e) => {
                 write!(f, "registering this thread's rseq area failed: {e}")

@@ -69,13 +69,14 @@ const NEVER_MAPPED: usize = 0xffff_ffff_ffff_ffc0;
 /// Whether the calling thread has an rseq registration, whoever made it.
 ///
 /// Asks the kernel to register an area at [`NEVER_MAPPED`]: a registered
-/// thread gets EINVAL (another area; or EPERM / EBUSY), an unregistered one
-/// EFAULT, since the address fails the kernel's `access_ok` before anything
-/// is written or registered (every kernel with rseq: 6.18 and 7.2 seen). The
-/// probe used to pass NULL, which `access_ok` accepts: where
-/// `vm.mmap_min_addr` is 0 and page 0 is mapped, a 7.x kernel then wrote the
-/// area there. Errors only with ENOSYS (no rseq in the kernel or a seccomp
-/// filter).
+/// thread gets EINVAL (the kernel compares the address with its
+/// registration's before anything else), an unregistered one EFAULT, since
+/// the address fails the kernel's `access_ok` before anything is written or
+/// registered (every kernel with rseq: 6.18 and 7.2 seen). Since no
+/// registration can be at that address, the kernel itself never answers
+/// EPERM (another signature) or EBUSY (the same area) to it: those come from
+/// a seccomp filter or an LSM, and are errors, like ENOSYS (no rseq in the
+/// kernel, or a filter that says so).
 pub(crate) fn rseq_is_registered() -> Result<bool, Errno> {
     // SAFETY: the area lies in the kernel half, which `access_ok` refuses:
     // the kernel writes nothing and registers nothing for it.
@@ -90,7 +91,7 @@ pub(crate) fn rseq_is_registered() -> Result<bool, Errno> {
     };
     match result(ret) {
         Err(Errno::FAULT) => Ok(false),
-        Err(Errno::INVAL | Errno::PERM | Errno::BUSY) => Ok(true),
+        Err(Errno::INVAL) => Ok(true),
         // A kernel that accepted the address would now hold a registration
         // (a useless one): the thread is registered either way.
         Ok(_) => Ok(true),
@@ -150,10 +151,20 @@ pub(crate) fn slice_ext_set(enable: bool) -> Result<(), Errno> {
 }
 
 /// `rseq_slice_yield()`: true when the thread yielded inside its grant.
+/// A raw system call: `errno` stays as it was, also in a signal handler.
 #[inline]
 pub(crate) fn slice_yield() -> bool {
-    // SAFETY: the syscall takes no arguments; on kernels without it, -ENOSYS.
-    unsafe { libc::syscall(abi::SYS_RSEQ_SLICE_YIELD) == 1 }
+    crate::arch::rseq_slice_yield() == 1
+}
+
+/// Whether `rseq_slice_yield()` may be called: outside a grant it returns 0
+/// and does nothing else; a seccomp profile older than the system call
+/// answers ENOSYS or EPERM instead.
+pub(crate) fn slice_yield_allowed() -> Result<(), Errno> {
+    match crate::arch::rseq_slice_yield() {
+        r if r >= 0 => Ok(()),
+        r => Err(Errno::from_raw_os_error(-r as i32)),
+    }
 }
 
 /// What libc says about its own rseq registration (`__rseq_offset`,

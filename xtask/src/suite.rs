@@ -32,7 +32,13 @@ impl TestBin {
     fn kernel(&self) -> bool {
         matches!(
             self.name(),
-            "kernel" | "locks_kernel" | "tracing" | "grant_events" | "null_page" | "runtime"
+            "kernel"
+                | "locks_kernel"
+                | "tracing"
+                | "grant_events"
+                | "null_page"
+                | "runtime"
+                | "seccomp"
         )
     }
 }

@@ -1,4 +1,5 @@
-//! aarch64: the exit's one-instruction clear, and the thread pointer.
+//! aarch64: the exit's one-instruction clear, the thread pointer, and the
+//! raw `rseq_slice_yield()`.
 
 /// Clear the `request` byte at `p` and return its old value, in one
 /// instruction that no interrupt can split.
@@ -21,8 +22,13 @@
 pub(crate) unsafe fn take_request(p: *mut u8) -> u8 {
     // SAFETY: the caller guarantees `p`; only this thread touches it
     // (besides the kernel from its own exception paths).
-    unsafe { core::sync::atomic::AtomicU8::from_ptr(p) }
-        .swap(0, core::sync::atomic::Ordering::Relaxed)
+    let old = unsafe { core::sync::atomic::AtomicU8::from_ptr(p) }
+        .swap(0, core::sync::atomic::Ordering::Relaxed);
+    // The caller reads `granted` next with a volatile load, which the
+    // compiler could otherwise move above this Relaxed swap (x86_64's asm is
+    // a compiler barrier by itself).
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    old
 }
 
 /// The calling thread's thread pointer, the base of glibc's `__rseq_offset`.
@@ -33,4 +39,25 @@ pub(crate) fn thread_pointer() -> *mut u8 {
         core::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nostack, preserves_flags, nomem));
     }
     tp
+}
+
+/// `rseq_slice_yield()` (syscall 471) as a raw `svc`: the kernel's return
+/// value (1 yielded, 0 no grant, `-errno`), and `errno` untouched, so a
+/// guard that drops in a signal handler leaves the interrupted code's
+/// `errno` as it was.
+#[inline]
+pub(crate) fn rseq_slice_yield() -> isize {
+    let ret: isize;
+    // SAFETY: syscall 471 takes no arguments and writes no memory of ours but
+    // the `granted` byte (hence no `nomem`: the asm is a compiler barrier);
+    // the kernel preserves every register but x0.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            in("x8") crate::abi::SYS_RSEQ_SLICE_YIELD as usize,
+            lateout("x0") ret,
+            options(nostack),
+        );
+    }
+    ret
 }

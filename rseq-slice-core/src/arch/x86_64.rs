@@ -1,4 +1,5 @@
-//! x86_64: the exit's one-instruction clear, and the thread pointer.
+//! x86_64: the exit's one-instruction clear, the thread pointer, and the
+//! raw `rseq_slice_yield()`.
 
 /// Clear the `request` byte at `p` and return its old value, in one
 /// instruction that no interrupt can split.
@@ -41,4 +42,26 @@ pub(crate) fn thread_pointer() -> *mut u8 {
         core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, preserves_flags, readonly));
     }
     tp
+}
+
+/// `rseq_slice_yield()` (syscall 471) as a raw `syscall` instruction: the
+/// kernel's return value (1 yielded, 0 no grant, `-errno`), and `errno`
+/// untouched, so a guard that drops in a signal handler leaves the
+/// interrupted code's `errno` as it was.
+#[inline]
+pub(crate) fn rseq_slice_yield() -> isize {
+    let ret: isize;
+    // SAFETY: syscall 471 takes no arguments and writes no memory of ours but
+    // the `granted` byte (hence no `nomem`: the asm is a compiler barrier);
+    // `syscall` clobbers only rcx and r11 besides rax.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") crate::abi::SYS_RSEQ_SLICE_YIELD as isize => ret,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }

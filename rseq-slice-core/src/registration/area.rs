@@ -76,6 +76,9 @@ thread_local! {
 
 pub(super) fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
     kernel_support()?;
+    // Per thread: a seccomp filter may be a thread's own.
+    sys::slice_yield_allowed()
+        .map_err(|e| Unavailable::YieldBlocked(crate::Errno::from_rustix(e)))?;
     let registered = sys::rseq_is_registered()
         .map_err(|e| Unavailable::RseqUnavailable(crate::Errno::from_rustix(e)))?;
     if registered {
