@@ -18,8 +18,10 @@ pin_project_lite::pin_project! {
 
 /// Run each poll of `fut` as a critical section: the thread asks not to be
 /// preempted while the future runs, and gets no such protection while it
-/// waits. Works on any executor; where the extension is off it costs about
-/// nothing.
+/// waits. Works on any executor, on any thread: a thread that never called
+/// [`init`](crate::init) (the one that calls a runtime's `block_on`, say)
+/// is initialised at its first such poll. Where the extension is off it
+/// costs about nothing.
 ///
 /// Each poll should be short (a grant lasts 5 µs by default): wrap the part
 /// that holds a lock, not a whole request handler.
@@ -45,7 +47,7 @@ impl<F: Future> Future for SliceCritical<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _g = SliceGuard::new();
+        let _g = SliceGuard::initialising();
         self.project().inner.poll(cx)
     }
 }

@@ -27,8 +27,12 @@ use crate::local::LOCAL;
 /// `WARN` with `tracing`). The nesting count saturates: past `u32::MAX` open
 /// guards, further guards are inert rather than wrapping it to 0.
 ///
-/// Dropping a guard is async-signal-safe: it counts a grant but emits no
-/// `tracing` event ([`report_grants`](crate::report_grants) does, later).
+/// Creating and dropping a guard is async-signal-safe: it never
+/// initialises the thread (on a thread without [`init`](crate::init) it is
+/// inert), and it counts a grant but emits no `tracing` event
+/// ([`report_grants`](crate::report_grants) does, later). The sections that
+/// cannot run in a signal handler anyway, [`slice_critical`](crate::slice_critical)
+/// and the locks, call `init` on a thread's first section instead.
 ///
 /// The guard belongs to its thread's rseq area, so it is neither `Send` nor
 /// `Sync`.
@@ -56,6 +60,39 @@ impl SliceGuard {
             _not_send: PhantomData,
         }
     }
+}
+
+impl SliceGuard {
+    /// [`new`](SliceGuard::new), after initialising a thread that never
+    /// called [`init`](crate::init): for sections that never run in a signal
+    /// handler (futures, locks), since `init` allocates.
+    #[inline]
+    pub(crate) fn initialising() -> SliceGuard {
+        SliceGuard {
+            armed: enter_initialising(),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Enter a section as `SliceGuard::new` does, after initialising the thread on
+/// its first section if it never called [`init`](crate::init). The extra
+/// work lies on the inert path only: one more load and compare.
+#[inline(always)]
+pub(crate) fn enter_initialising() -> bool {
+    LOCAL.with(|l| {
+        if l.never_initialised() {
+            init_on_first_section();
+        }
+        l.enter()
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn init_on_first_section() {
+    // Guards work on either outcome; `state()` tells which.
+    let _ = crate::init();
 }
 
 impl Default for SliceGuard {

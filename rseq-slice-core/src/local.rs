@@ -197,6 +197,14 @@ impl Local {
         self.last_yielded.get()
     }
 
+    /// Whether `init` never ran on this thread (guards are inert, and
+    /// nothing decided so).
+    #[inline(always)]
+    pub(crate) fn never_initialised(&self) -> bool {
+        self.ctrl.get().is_null()
+            && matches!(self.state.get(), State::Off(Unavailable::NotInitialized))
+    }
+
     pub(crate) fn depth(&self) -> u32 {
         self.depth.get()
     }

@@ -42,15 +42,16 @@ fn a_registry_of_short_lived_threads_stays_bounded() {
 }
 
 #[test]
-fn a_runtime_thread_that_drives_another_runtime_keeps_its_sections() {
+fn a_runtime_thread_that_visits_another_runtime_keeps_one_entry_in_each() {
     let (home, other) = (SliceMetrics::default(), SliceMetrics::default());
     let (h, o) = (home.clone(), other.clone());
-    let (opened, own) = on_thread(move || {
+    let (opened, alive, own) = on_thread(move || {
         let mut thread = h.start_thread();
         critical(|| ());
-        // It drives a current-thread runtime (whose park hook moves it
-        // there, without sections), then comes back to its own runtime.
+        // It drives a current-thread runtime (whose hooks move it there, a
+        // visit without sections), then comes back to its own runtime.
         let mut opened = Vec::new();
+        let mut alive = Vec::new();
         for m in [&o, &h, &o, &h] {
             thread.move_to(m);
             assert!(thread.reports_to(m));
@@ -58,23 +59,64 @@ fn a_runtime_thread_that_drives_another_runtime_keeps_its_sections() {
             thread.open_section("scheduler");
             opened.push(thread.section().is_some());
             thread.close_section();
+            alive.push((h.threads()[0].alive, o.threads()[0].alive));
         }
         drop(thread);
-        (opened, stats())
+        (opened, alive, stats())
     });
-    assert_eq!(opened, [false, true, false, true], "sections per visit");
+    assert_eq!(opened, [false, true, false, true], "sections per stretch");
+    // Home's entry lives throughout; the visit's while the thread is there.
+    assert_eq!(
+        alive,
+        [(true, true), (true, false), (true, true), (true, false)]
+    );
     // Each stretch counts once, in the runtime it belonged to.
     let (h, o) = (home.total(), other.total());
     say(format_args!("home {h:?}, other {o:?}, thread {own:?}"));
     assert_eq!(h.requested + o.requested, own.requested);
-    assert_eq!(home.threads().len(), 3);
-    assert_eq!(other.threads().len(), 2);
+    if own.requested > 0 {
+        assert_eq!(
+            (h.requested, o.requested),
+            (5, 2),
+            "home 1 + 2x2, other 2x1"
+        );
+    }
+    assert_eq!(home.threads().len(), 1);
+    assert_eq!(other.threads().len(), 1);
     assert!(
         home.threads()
             .iter()
             .chain(&other.threads())
             .all(|t| !t.alive)
     );
+}
+
+#[test]
+fn a_runtime_that_ends_its_visits_lists_its_visitors_stopped_until_they_come_back() {
+    let metrics = SliceMetrics::default();
+    let m = metrics.clone();
+    on_thread(move || {
+        let mut visitor = m.join_thread();
+        assert!(m.threads()[0].alive);
+        m.end_visits();
+        assert!(!m.threads()[0].alive, "the runtime is gone");
+        visitor.move_to(&m);
+        assert!(m.threads()[0].alive, "the same entry, back");
+        assert_eq!(m.threads().len(), 1);
+        drop(visitor);
+        assert!(!m.threads()[0].alive);
+    });
+    let other = SliceMetrics::default();
+    let started = other.clone();
+    on_thread(move || {
+        let _worker = started.start_thread();
+        started.end_visits();
+        assert!(
+            started.threads()[0].alive,
+            "a thread the runtime started is no visitor"
+        );
+    });
+    assert!(!other.threads()[0].alive);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::runtime::Builder;
 
 use crate::config::SliceConfig;
-use crate::hooks;
+use crate::hooks::{self, Hooks};
 
 /// Adds the slice extension to a tokio runtime [`Builder`].
 ///
@@ -38,7 +38,7 @@ impl BuilderExt for Builder {
     }
 
     fn with_slice_config(&mut self, cfg: SliceConfig) -> &mut Self {
-        let cfg = Arc::new(cfg);
+        let cfg = Arc::new(Hooks::new(cfg));
         let (c1, c2, c3, c4) = (cfg.clone(), cfg.clone(), cfg.clone(), cfg.clone());
         self.on_thread_start(move || hooks::thread_start(&c1))
             .on_thread_stop(move || hooks::thread_stop(&c2))
@@ -48,13 +48,14 @@ impl BuilderExt for Builder {
         // policy or user hooks that need them.
         #[cfg(tokio_unstable)]
         {
-            let sections = cfg.scheduler_sections || cfg.task_polls;
-            if sections || cfg.on_before_task_poll.is_some() || cfg.on_after_task_poll.is_some() {
+            let c = &cfg.cfg;
+            let sections = c.scheduler_sections || c.task_polls;
+            if sections || c.on_before_task_poll.is_some() || c.on_after_task_poll.is_some() {
                 let (c1, c2) = (cfg.clone(), cfg.clone());
                 self.on_before_task_poll(move |m| hooks::before_task_poll(&c1, m))
                     .on_after_task_poll(move |m| hooks::after_task_poll(&c2, m));
             }
-            if sections || cfg.on_task_terminate.is_some() {
+            if sections || c.on_task_terminate.is_some() {
                 let c = cfg.clone();
                 self.on_task_terminate(move |m| hooks::task_terminate(&c, m));
             }

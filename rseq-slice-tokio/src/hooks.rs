@@ -4,10 +4,38 @@
 //! hooks.
 
 use std::cell::RefCell;
+#[cfg(tokio_unstable)]
+use std::sync::atomic::AtomicBool;
 
 use rseq_slice_core::runtime::RuntimeThread;
 
 use crate::config::SliceConfig;
+
+/// What one runtime's hooks share: its configuration. Dropped with the
+/// runtime's hooks, when the runtime is gone: the threads that were only
+/// visiting it no longer run it ([`SliceMetrics::end_visits`](rseq_slice_core::runtime::SliceMetrics::end_visits)).
+pub(crate) struct Hooks {
+    pub(crate) cfg: SliceConfig,
+    /// Whether this runtime has logged a replaced poll hook.
+    #[cfg(tokio_unstable)]
+    replaced_said: AtomicBool,
+}
+
+impl Hooks {
+    pub(crate) fn new(cfg: SliceConfig) -> Hooks {
+        Hooks {
+            cfg,
+            #[cfg(tokio_unstable)]
+            replaced_said: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        self.cfg.metrics.end_visits();
+    }
+}
 
 /// Section kinds, as they appear in events.
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
@@ -17,9 +45,10 @@ pub(crate) const AFTER_UNPARK: &str = "unpark";
 pub(crate) const TASK_POLL: &str = "task_poll";
 
 thread_local! {
-    /// The calling thread's handle in the runtime it works for: set in
-    /// `on_thread_start` (or at the first park or unpark of a thread the
-    /// runtime did not start), dropped in `on_thread_stop`.
+    /// The calling thread's handle: set in `on_thread_start`, or at the
+    /// first hook of a thread no adapter's runtime started (it then visits
+    /// the runtime); moved by every hook to the runtime that runs it;
+    /// dropped in `on_thread_stop` (or with the thread).
     static RUNTIME_THREAD: RefCell<Option<RuntimeThread>> = const { RefCell::new(None) };
 }
 
@@ -58,7 +87,8 @@ pub fn current_section() -> Option<&'static str> {
     kind
 }
 
-pub(crate) fn thread_start(cfg: &SliceConfig) {
+pub(crate) fn thread_start(h: &Hooks) {
+    let cfg = &h.cfg;
     replace_thread(None);
     cfg.enable_thread();
     replace_thread(Some(cfg.metrics.start_thread()));
@@ -77,7 +107,8 @@ impl Drop for Stop {
     }
 }
 
-pub(crate) fn thread_stop(cfg: &SliceConfig) {
+pub(crate) fn thread_stop(h: &Hooks) {
+    let cfg = &h.cfg;
     with_thread(RuntimeThread::close_section);
     // A panicking user hook must not leave the thread `alive` with its last
     // counters unpublished.
@@ -87,9 +118,11 @@ pub(crate) fn thread_stop(cfg: &SliceConfig) {
     }
 }
 
-/// Park and unpark also start the thread that drives a current-thread
-/// runtime (tokio runs no start hook there), and move a thread that drives
-/// another runtime to that runtime's metrics.
+/// Every hook but start and stop: start the thread that drives a
+/// current-thread runtime (tokio runs no start hook there) as a visitor,
+/// and tell a thread which runtime runs it now (a pointer comparison when
+/// nothing changed): a blocking-pool thread that calls another runtime's
+/// `block_on`, a nested runtime, alternating runtimes.
 fn ensure_started(cfg: &SliceConfig) {
     let _ = RUNTIME_THREAD.try_with(|t| {
         let Ok(mut t) = t.try_borrow_mut() else {
@@ -105,7 +138,8 @@ fn ensure_started(cfg: &SliceConfig) {
     });
 }
 
-pub(crate) fn thread_park(cfg: &SliceConfig) {
+pub(crate) fn thread_park(h: &Hooks) {
+    let cfg = &h.cfg;
     ensure_started(cfg);
     with_thread(RuntimeThread::idle);
     if let Some(f) = &cfg.on_thread_park {
@@ -113,7 +147,8 @@ pub(crate) fn thread_park(cfg: &SliceConfig) {
     }
 }
 
-pub(crate) fn thread_unpark(cfg: &SliceConfig) {
+pub(crate) fn thread_unpark(h: &Hooks) {
+    let cfg = &h.cfg;
     ensure_started(cfg);
     if let Some(f) = &cfg.on_thread_unpark {
         f();
@@ -131,14 +166,18 @@ mod task {
     use rseq_slice_core::runtime::RuntimeThread;
     use tokio::runtime::TaskMeta;
 
-    use super::{AFTER_POLL, AFTER_UNPARK, SliceConfig, TASK_POLL, with_thread};
+    use super::{AFTER_POLL, AFTER_UNPARK, Hooks, TASK_POLL, ensure_started, with_thread};
 
-    pub(crate) fn before_task_poll(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
+    pub(crate) fn before_task_poll(h: &Hooks, meta: &TaskMeta<'_>) {
+        let cfg = &h.cfg;
+        // A task of another runtime's (a nested `block_on`) first moves the
+        // thread there, which closes the section of the poll it runs inside.
+        ensure_started(cfg);
         with_thread(|t| {
             // Our after-poll hook closes every task-poll section: one still
             // open means that hook was replaced.
             if t.section() == Some(TASK_POLL) {
-                hook_replaced(t, "on_after_task_poll");
+                hook_replaced(h, t, "on_after_task_poll");
             }
             t.close_section();
         });
@@ -150,12 +189,14 @@ mod task {
         }
     }
 
-    pub(crate) fn after_task_poll(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
+    pub(crate) fn after_task_poll(h: &Hooks, meta: &TaskMeta<'_>) {
+        let cfg = &h.cfg;
+        ensure_started(cfg);
         with_thread(|t| {
             // Our before-poll hook closes every scheduler section: one still
             // open spanned the whole poll, so that hook was replaced.
             if matches!(t.section(), Some(AFTER_POLL | AFTER_UNPARK)) {
-                hook_replaced(t, "on_before_task_poll");
+                hook_replaced(h, t, "on_before_task_poll");
             }
             t.close_section();
         });
@@ -173,7 +214,11 @@ mod task {
     /// scheduler section; the worker loop is itself a blocking-pool task, so
     /// its end runs this hook, which closes that section before the thread
     /// goes back to the pool to run `spawn_blocking` closures.
-    pub(crate) fn task_terminate(cfg: &SliceConfig, meta: &TaskMeta<'_>) {
+    pub(crate) fn task_terminate(h: &Hooks, meta: &TaskMeta<'_>) {
+        let cfg = &h.cfg;
+        // A blocking-pool thread back from another runtime's `block_on`
+        // returns home here.
+        ensure_started(cfg);
         with_thread(RuntimeThread::close_section);
         if let Some(f) = &cfg.on_task_terminate {
             f(meta);
@@ -182,16 +227,15 @@ mod task {
 
     /// A poll hook of ours did not run: sections would span whole task polls.
     /// Stop opening them on this thread, and (with `tracing`) say so once
-    /// per process.
+    /// per runtime.
     #[cold]
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    fn hook_replaced(t: &RuntimeThread, which: &'static str) {
+    fn hook_replaced(h: &Hooks, t: &RuntimeThread, which: &'static str) {
         t.stop_sections();
         #[cfg(feature = "tracing")]
         {
-            use std::sync::atomic::{AtomicBool, Ordering};
-            static SAID: AtomicBool = AtomicBool::new(false);
-            if !SAID.swap(true, Ordering::Relaxed) {
+            use std::sync::atomic::Ordering;
+            if !h.replaced_said.swap(true, Ordering::Relaxed) {
                 tracing::error!(
                     target: "rseq_slice",
                     "the runtime's {which} hook was replaced (set on the builder after \

@@ -359,3 +359,47 @@ fn a_current_thread_runtime_gets_grants_on_its_driving_thread() {
         }
     }
 }
+
+/// The README's example as written (`with_slice_extension()`, then
+/// `slice_critical` inside `rt.block_on`): the calling thread, which no
+/// runtime hook initialises, gets grants, in both flavours.
+#[test]
+fn the_readme_example_gets_grants_on_the_block_on_thread() {
+    let Some(mode) = kernel_mode("the_readme_example_gets_grants_on_the_block_on_thread") else {
+        return;
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let noise = noise(stop.clone());
+    for flavour in ["multi_thread", "current_thread"] {
+        let (state, stats) = core_common::on_thread(move || {
+            let mut b = if flavour == "multi_thread" {
+                tokio::runtime::Builder::new_multi_thread()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            let rt = b.enable_all().with_slice_extension().build().unwrap();
+            rt.block_on(async {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < deadline {
+                    slice_critical(async { spin(Duration::from_micros(20)) }).await;
+                    tokio::task::yield_now().await;
+                }
+            });
+            (rseq_slice_core::state(), rseq_slice_core::stats())
+        });
+        say(format_args!(
+            "README example, {flavour}, block_on thread: {state:?} {stats:?}"
+        ));
+        core_common::expect_init(mode, state);
+        if mode.on() {
+            assert!(
+                stats.granted > 0,
+                "{flavour}: no grant on the block_on thread: {stats:?}"
+            );
+        } else {
+            assert_eq!(stats.requested, 0, "{flavour}: {stats:?}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    noise.into_iter().for_each(|h| h.join().unwrap());
+}

@@ -1,6 +1,9 @@
 //! The helpers the test binaries of rseq-slice-core, -tokio and -glommio
 //! share (a `publish = false` dev-dependency): where we run, CPU pinning, a noise thread
-//! (as the kernel's `slice_test` has).
+//! (as the kernel's `slice_test` has), a `tracing` recorder.
+
+mod recorder;
+pub use recorder::{Recorded, Recorder};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

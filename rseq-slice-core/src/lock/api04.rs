@@ -24,7 +24,7 @@ impl<R: lock_api_04::RawMutex> WithSlice<R> {
     #[inline(always)]
     fn held_04(&self, contended: bool) {
         let request = self.contention.acquired(contended);
-        let armed = request && LOCAL.with(|l| l.enter());
+        let armed = request && crate::guard::enter_initialising();
         self.held_request.store(armed, Relaxed);
     }
 }

@@ -116,7 +116,7 @@ impl<G> SliceHeld<G> {
     fn new(inner: G, request: bool) -> SliceHeld<G> {
         SliceHeld {
             inner,
-            slice: request.then(SliceGuard::new),
+            slice: request.then(SliceGuard::initialising),
         }
     }
 }

@@ -67,7 +67,7 @@ impl RawSpin {
     /// attempt ends its section through the guard's exit path.
     #[inline(always)]
     fn attempt(&self, request: bool) -> Option<Option<SliceGuard>> {
-        let slice = request.then(SliceGuard::new);
+        let slice = request.then(SliceGuard::initialising);
         match self.locked.compare_exchange(false, true, Acquire, Relaxed) {
             Ok(_) => Some(slice),
             Err(_) => {

@@ -57,7 +57,7 @@ impl<'a, T: ?Sized> StdSliceGuard<'a, T> {
     fn new(guard: MutexGuard<'a, T>) -> StdSliceGuard<'a, T> {
         StdSliceGuard {
             guard,
-            _slice: SliceGuard::new(),
+            _slice: SliceGuard::initialising(),
         }
     }
 }

@@ -42,6 +42,9 @@ struct Registry {
 pub(super) struct Slot {
     index: usize,
     name: Option<String>,
+    thread: std::thread::ThreadId,
+    /// A thread the runtime started, not one visiting it.
+    home: bool,
     pub(super) state: Result<Registrar, Unavailable>,
     pub(super) stats: SharedStats,
     pub(super) open_guards: AtomicU32,
@@ -93,14 +96,26 @@ impl SliceMetrics {
         RuntimeThread::new(&self.inner, true)
     }
 
-    /// [`start_thread`](Self::start_thread) without sections: for a thread
-    /// the runtime runs on without starting it, such as the thread that
-    /// drives a current-thread runtime (call it from a hook that thread does
-    /// run: park, unpark). Such a thread runs code no hook brackets (a
-    /// current-thread runtime polls its `block_on` future between task
-    /// polls), which a section would cover.
+    /// [`start_thread`](Self::start_thread) for a thread the runtime runs on
+    /// without starting it, such as the thread that drives a current-thread
+    /// runtime (call it from a hook that thread does run: park, unpark): a
+    /// *visit*, without sections. Such a thread runs code no hook brackets
+    /// (a current-thread runtime polls its `block_on` future between task
+    /// polls), which a section would cover. A thread that visited before
+    /// gets its entry of then back. The entry stops when the handle drops,
+    /// when it moves on ([`RuntimeThread::move_to`]), or at
+    /// [`end_visits`](Self::end_visits).
     pub fn join_thread(&self) -> RuntimeThread {
         RuntimeThread::new(&self.inner, false)
+    }
+
+    /// The runtime these metrics belong to has shut down: every thread that
+    /// was only visiting it (a caller of its `block_on`, another runtime's
+    /// thread) no longer runs it, and its entry is marked stopped. A thread
+    /// that runs it again (these metrics shared with another runtime) gets
+    /// the same entry back at its next [`RuntimeThread::move_to`].
+    pub fn end_visits(&self) {
+        self.inner.end_visits();
     }
 
     /// An endless iterator whose every [`next`](Iterator::next) yields what
@@ -167,32 +182,61 @@ impl Inner {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new entry for the calling thread.
-    pub(super) fn join(&self, state: Result<Registrar, Unavailable>) -> Arc<Slot> {
+    /// An entry for the calling thread: a visitor's stopped entry of an
+    /// earlier visit, revived, with what it published there (`Some`), or a
+    /// new one (`None`).
+    pub(super) fn join(
+        &self,
+        state: Result<Registrar, Unavailable>,
+        home: bool,
+    ) -> (Arc<Slot>, Option<SliceStats>) {
+        let thread = std::thread::current().id();
+        let mut r = self.lock();
+        if !home
+            && let Some(old) = r
+                .slots
+                .iter()
+                .find(|s| !s.home && s.thread == thread && !s.alive())
+                .cloned()
+        {
+            old.alive.store(true, Ordering::Relaxed);
+            r.stopped -= 1;
+            let published = old.stats.load();
+            return (old, Some(published));
+        }
         let slot = Arc::new(Slot {
             index: self.next_index.fetch_add(1, Ordering::Relaxed),
             name: std::thread::current().name().map(str::to_owned),
+            thread,
+            home,
             state,
             stats: SharedStats::new(),
             open_guards: AtomicU32::new(0),
             alive: AtomicBool::new(true),
         });
-        self.lock().slots.push(slot.clone());
-        slot
+        r.slots.push(slot.clone());
+        (slot, None)
+    }
+
+    /// Mark `slot` running again (a visit the runtime ended, begun anew).
+    pub(super) fn revive(&self, slot: &Slot) {
+        let mut r = self.lock();
+        if !slot.alive.swap(true, Ordering::Relaxed) {
+            r.stopped -= 1;
+        }
     }
 
     /// Mark `slot` stopped (its final counters published), and fold the
     /// oldest stopped entries beyond [`RETAINED_STOPPED`] into the total.
+    /// Stopping a stopped entry does nothing.
     pub(super) fn leave(&self, slot: &Slot) {
         let mut r = self.lock();
-        slot.alive.store(false, Ordering::Relaxed);
+        if !slot.alive.swap(false, Ordering::Relaxed) {
+            return;
+        }
         r.stopped += 1;
         while r.stopped > RETAINED_STOPPED {
-            let Some(i) = r
-                .slots
-                .iter()
-                .position(|s| !s.alive.load(Ordering::Relaxed))
-            else {
+            let Some(i) = r.slots.iter().position(|s| !s.alive()) else {
                 break;
             };
             let old = r.slots.remove(i);
@@ -201,10 +245,28 @@ impl Inner {
             r.retired.stats = r.retired.stats + old.stats.load();
         }
     }
+
+    /// Mark every visitor's entry stopped.
+    fn end_visits(&self) {
+        let visitors: Vec<Arc<Slot>> = self
+            .lock()
+            .slots
+            .iter()
+            .filter(|s| !s.home && s.alive())
+            .cloned()
+            .collect();
+        for s in visitors {
+            self.leave(&s);
+        }
+    }
 }
 
 impl Slot {
     pub(super) fn index(&self) -> usize {
         self.index
+    }
+
+    pub(super) fn alive(&self) -> bool {
+        self.alive.load(Ordering::Relaxed)
     }
 }

@@ -14,13 +14,19 @@ use crate::{Registrar, SliceStats, Unavailable};
 /// The calling thread, as one of a runtime's threads: its entry in a
 /// [`SliceMetrics`] and the section it holds open across two hooks.
 ///
-/// Made by [`SliceMetrics::start_thread`] (a thread the runtime started:
-/// sections on) or [`SliceMetrics::join_thread`] (a thread the runtime runs
-/// on without starting it: no sections). Dropping it closes the open
-/// section, reports the thread's grants, publishes its final counters and
-/// marks its entry stopped. It belongs to the thread that made it (it is
-/// `!Send`): keep it in the runtime's own per-thread state, or in one
-/// thread-local where the runtime's hooks are free functions.
+/// Made by [`SliceMetrics::start_thread`] (a thread the runtime started: its
+/// *home* runtime, with sections) or [`SliceMetrics::join_thread`] (a thread
+/// the runtime runs on without starting it, such as the caller of a
+/// current-thread runtime's `block_on`: a *visit*, without sections). A
+/// thread that drives another runtime for a while (a blocking-pool thread
+/// calling `block_on`, a nested runtime) visits it
+/// ([`move_to`](RuntimeThread::move_to)): its home entry stays alive and
+/// pauses, and each runtime counts what the thread did while it ran that
+/// runtime, once. Dropping the handle closes the open section, reports the
+/// thread's grants, publishes its final counters and marks its entries
+/// stopped. It belongs to the thread that made it (it is `!Send`): keep it
+/// in the runtime's own per-thread state, or in one thread-local where the
+/// runtime's hooks are free functions.
 ///
 /// ```
 /// use rseq_slice_core::runtime::SliceMetrics;
@@ -34,12 +40,14 @@ use crate::{Registrar, SliceStats, Unavailable};
 /// assert!(!metrics.threads()[0].alive);
 /// ```
 pub struct RuntimeThread {
-    entry: Entry,
-    /// The registry of [`SliceMetrics::start_thread`]: the thread's own
-    /// runtime, whose sections it gets back when it returns there.
-    home: Option<Arc<Inner>>,
+    /// The entry in the runtime the thread runs now.
+    here: Entry,
+    /// Whether `here` is the entry in the runtime that started the thread.
+    at_home: bool,
+    /// That entry, paused, while the thread visits another runtime.
+    away: Option<Entry>,
     section: Cell<Option<Open>>,
-    /// Whether [`open_section`](RuntimeThread::open_section) opens sections.
+    /// Cleared by [`stop_sections`](RuntimeThread::stop_sections).
     sections: Cell<bool>,
     #[cfg(feature = "tracing")]
     span: Option<tracing::span::EnteredSpan>,
@@ -47,13 +55,16 @@ pub struct RuntimeThread {
     _not_send: PhantomData<*const ()>,
 }
 
-/// The thread's entry in the registry it reports to now.
+/// The thread's entry in one registry.
 struct Entry {
     slot: Arc<Slot>,
     metrics: Arc<Inner>,
-    /// The thread's counters when it joined `metrics`: it reports the
-    /// difference, so a thread that moves between runtimes counts once.
-    base: SliceStats,
+    /// Subtracted from the thread's counters when publishing: their value
+    /// when the entry began, plus what the thread counted while it was away
+    /// (visiting another runtime), so each runtime counts its own stretch.
+    base: Cell<SliceStats>,
+    /// The thread's counters when it left for a visit; `None` while here.
+    away_since: Cell<Option<SliceStats>>,
     /// Whether [`RuntimeThread::idle`] has warned about a guard left open.
     warned_open: Cell<bool>,
 }
@@ -71,30 +82,52 @@ struct Open {
 
 impl Entry {
     /// Register and enable the calling thread ([`crate::init`], idempotent)
-    /// and add it to `metrics`.
-    fn join(metrics: &Arc<Inner>) -> Entry {
+    /// and give it an entry in `metrics`: its stopped entry there of an
+    /// earlier visit, revived, or a new one.
+    fn join(metrics: &Arc<Inner>, home: bool) -> Entry {
         let state = crate::init();
-        let slot = metrics.join(state);
+        let (slot, published) = metrics.join(state, home);
         #[cfg(feature = "tracing")]
-        if let Err(why) = state {
+        if let Err(why) = state
+            && published.is_none()
+        {
             tracing::warn!(target: "rseq_slice", thread = slot.index(), "slice extension off: {why}");
         }
         Entry {
             slot,
             metrics: metrics.clone(),
-            base: crate::stats(),
+            base: Cell::new(crate::stats() - published.unwrap_or_default()),
+            away_since: Cell::new(None),
             warned_open: Cell::new(false),
         }
     }
 
     fn publish(&self) {
-        self.slot.stats.store(crate::stats() - self.base);
+        let now = self.away_since.get().unwrap_or_else(crate::stats);
+        self.slot.stats.store(now - self.base.get());
+    }
+
+    /// The thread leaves for a visit: its counters stop counting here.
+    fn pause(&self) {
+        self.publish();
+        self.away_since.set(Some(crate::stats()));
+    }
+
+    /// The thread is back: what it counted meanwhile was the visit's.
+    fn resume(&self) {
+        if let Some(left) = self.away_since.take() {
+            self.base.set(self.base.get() + (crate::stats() - left));
+        }
     }
 
     /// Publish the final counters and mark the entry stopped.
     fn leave(&self) {
         self.publish();
         self.metrics.leave(&self.slot);
+    }
+
+    fn reports_to(&self, metrics: &SliceMetrics) -> bool {
+        Arc::ptr_eq(&self.metrics, &metrics.inner)
     }
 }
 
@@ -105,14 +138,15 @@ fn thread_span(index: usize) -> tracing::span::EnteredSpan {
 
 impl RuntimeThread {
     pub(super) fn new(metrics: &Arc<Inner>, home: bool) -> RuntimeThread {
-        let entry = Entry::join(metrics);
+        let here = Entry::join(metrics, home);
         RuntimeThread {
             #[cfg(feature = "tracing")]
-            span: Some(thread_span(entry.slot.index())),
-            entry,
-            home: home.then(|| metrics.clone()),
+            span: Some(thread_span(here.slot.index())),
+            here,
+            at_home: home,
+            away: None,
             section: Cell::new(None),
-            sections: Cell::new(home),
+            sections: Cell::new(true),
             _not_send: PhantomData,
         }
     }
@@ -120,58 +154,75 @@ impl RuntimeThread {
     /// Who registered the thread's rseq area, or why the extension is off
     /// there (as recorded in its entry).
     pub fn state(&self) -> Result<Registrar, Unavailable> {
-        self.entry.slot.state
+        self.here.slot.state
     }
 
-    /// The thread's index in the registry it reports to
+    /// The thread's index in the registry it reports to now
     /// ([`ThreadMetrics::index`](super::ThreadMetrics::index)).
     pub fn index(&self) -> usize {
-        self.entry.slot.index()
+        self.here.slot.index()
     }
 
     /// Whether the thread reports to `metrics` now.
     pub fn reports_to(&self, metrics: &SliceMetrics) -> bool {
-        Arc::ptr_eq(&self.entry.metrics, &metrics.inner)
+        self.here.reports_to(metrics)
     }
 
-    /// Report to `metrics` from now on, unless the thread does already.
+    /// The thread runs `metrics`' runtime from now on: call it from every
+    /// hook that runtime runs on the thread (park, unpark, task polls). It
+    /// costs a pointer comparison when nothing changed.
     ///
-    /// For a thread that drives another runtime, as a worker does that
-    /// calls a current-thread runtime's `block_on` from a blocking closure:
-    /// call it from a hook that runtime runs on the thread (park, unpark).
-    /// A thread reports to one runtime at a time: moving ends its entry in
-    /// the current registry (with the counters of its time there), and
-    /// coming back starts a new one. The thread opens sections only while
-    /// it reports to the runtime that [started](SliceMetrics::start_thread)
-    /// it: elsewhere it runs code no hook brackets (a current-thread runtime
-    /// polls its `block_on` future between task polls), which a section
-    /// would cover.
+    /// - `metrics` is the thread's home: a visit ends, and the home entry
+    ///   counts again.
+    /// - It is the runtime the thread visits already: nothing, unless that
+    ///   runtime ended the visit meanwhile ([`SliceMetrics::end_visits`]):
+    ///   it begins again in the same entry.
+    /// - Another runtime: the open section closes (it belonged to the
+    ///   runtime the thread leaves), a visit of a third runtime ends, the
+    ///   home entry pauses, and the thread visits `metrics`, in its entry
+    ///   there of an earlier visit if it had one.
+    ///
+    /// Sections open only at home: a visited runtime runs code no hook
+    /// brackets (a current-thread runtime polls its `block_on` future
+    /// between task polls), which a section would cover.
     pub fn move_to(&mut self, metrics: &SliceMetrics) {
-        if self.reports_to(metrics) {
+        if self.here.reports_to(metrics) {
+            if !self.at_home && !self.here.slot.alive() {
+                self.here.metrics.revive(&self.here.slot);
+            }
             return;
         }
         self.close_section();
         crate::report_grants();
-        self.entry.leave();
+        let going_home = self.away.as_ref().is_some_and(|h| h.reports_to(metrics));
+        let next = match self.away.take() {
+            Some(home) if going_home => {
+                home.resume();
+                home
+            }
+            away => {
+                self.away = away;
+                Entry::join(&metrics.inner, false)
+            }
+        };
+        let left = std::mem::replace(&mut self.here, next);
+        if self.at_home {
+            left.pause();
+            self.away = Some(left);
+        } else {
+            left.leave();
+        }
+        self.at_home = going_home;
         #[cfg(feature = "tracing")]
         {
             self.span = None;
+            self.span = Some(thread_span(self.index()));
         }
-        self.entry = Entry::join(&metrics.inner);
-        #[cfg(feature = "tracing")]
-        {
-            self.span = Some(thread_span(self.entry.slot.index()));
-        }
-        let home = self
-            .home
-            .as_ref()
-            .is_some_and(|h| Arc::ptr_eq(h, &metrics.inner));
-        self.sections.set(home);
     }
 
     /// Make the thread's counters visible to its [`SliceMetrics`].
     pub fn publish(&self) {
-        self.entry.publish();
+        self.here.publish();
     }
 
     /// The thread goes idle for its runtime: a worker about to park, an
@@ -190,7 +241,7 @@ impl RuntimeThread {
     pub fn idle(&self) {
         self.close_section();
         let open = LOCAL.with(|l| l.depth());
-        let entry = &self.entry;
+        let entry = &self.here;
         entry.slot.open_guards.store(open, Ordering::Relaxed);
         entry.publish();
         if open > 0 && !entry.warned_open.replace(true) {
@@ -199,14 +250,14 @@ impl RuntimeThread {
         crate::report_grants();
     }
 
-    /// Open a section of `kind` unless one is open (or sections are off on
-    /// this thread: see [`move_to`](RuntimeThread::move_to) and
-    /// [`stop_sections`](RuntimeThread::stop_sections)). It stays open until
+    /// Open a section of `kind` unless one is open, or sections are off on
+    /// this thread: it is visiting (see [`move_to`](RuntimeThread::move_to)),
+    /// or [`stop_sections`](RuntimeThread::stop_sections) was called. It stays open until
     /// [`close_section`](RuntimeThread::close_section): keep it to a few
     /// microseconds.
     #[inline]
     pub fn open_section(&self, kind: &'static str) {
-        if !self.sections.get() || self.section.get().is_some() {
+        if !self.sections.get() || !self.at_home || self.section.get().is_some() {
             return;
         }
         let (armed, granted_before) = LOCAL.with(|l| (l.enter(), l.granted_count()));
@@ -242,8 +293,8 @@ impl RuntimeThread {
         self.section.get().map(|o| o.kind)
     }
 
-    /// Open no more sections on this thread until it moves back to its own
-    /// runtime (for an adapter that finds its hooks replaced).
+    /// Open no more sections on this thread (for an adapter that finds its
+    /// hooks replaced).
     pub fn stop_sections(&self) {
         self.sections.set(false);
     }
@@ -253,7 +304,10 @@ impl Drop for RuntimeThread {
     fn drop(&mut self) {
         self.close_section();
         crate::report_grants();
-        self.entry.leave();
+        self.here.leave();
+        if let Some(home) = &self.away {
+            home.leave();
+        }
     }
 }
 
@@ -263,6 +317,7 @@ impl fmt::Debug for RuntimeThread {
             .field("index", &self.index())
             .field("state", &self.state())
             .field("section", &self.section())
+            .field("at_home", &self.at_home)
             .field("sections", &self.sections.get())
             .finish_non_exhaustive()
     }
