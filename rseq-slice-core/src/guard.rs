@@ -63,6 +63,11 @@ impl SliceGuard {
 }
 
 impl SliceGuard {
+    /// Whether this guard entered a section (the extension was on).
+    pub(crate) fn armed(&self) -> bool {
+        self.armed
+    }
+
     /// [`new`](SliceGuard::new), after initialising a thread that never
     /// called [`init`](crate::init): for sections that never run in a signal
     /// handler (futures, locks), since `init` allocates.

@@ -104,17 +104,21 @@ counters! {
     /// Grants whose `rseq_slice_yield()` returned 1: the thread gave the CPU
     /// back inside the extension.
     yielded,
-    /// Grants whose yield returned 0: the kernel had revoked or expired the
-    /// grant first (another interrupt, a syscall, the timer).
+    /// Grants whose yield returned 0: the grant ended between the section's
+    /// end and the yield (it expired, or an interrupt's return revoked it).
     revoked,
     /// Sections whose `request` the kernel had cleared without a grant in
-    /// sight at their end: the thread was rescheduled during the section, or a
-    /// grant was revoked before the section ended.
+    /// sight at their end: the thread was rescheduled during the section, or
+    /// a grant was revoked before the section ended (an interrupt, a system
+    /// call inside the section, the expiry timer).
     ///
-    /// Every kernel grant is counted once, here or in `granted`: the guard
-    /// clears `request` and reads its old value in one instruction, so a grant
+    /// Every kernel grant of a section that ends while the thread's area is
+    /// registered is counted once, here or in `granted`: the guard clears
+    /// `request` and reads its old value in one instruction, so a grant
     /// cannot hide between the two. The kernel's `sgrant` for a set of
-    /// threads therefore lies in `[granted, granted + cleared]`.
+    /// threads therefore lies in `[granted, granted + cleared]`, but for
+    /// sections still open when a thread's own area goes (a guard in a later
+    /// thread-local destructor), which count in neither.
     cleared,
 }
 

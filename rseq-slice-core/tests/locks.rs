@@ -309,3 +309,44 @@ fn adaptive_window_opens_on_contention_and_closes_after_it() {
         assert_request_clear();
     });
 }
+
+#[test]
+fn an_acquisition_says_it_requested_only_where_its_guard_is_armed() {
+    on_thread(|| {
+        // Not yet initialised: the first section initialises the thread.
+        let raw: WithSlice<parking_lot::RawMutex> = WithSlice::new(
+            <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            Policy::Always,
+        );
+        let held = lock_api::RawMutex::lock(&raw);
+        let on = rseq_slice_core::state().is_ok();
+        assert_eq!(held.requested(), on, "state {:?}", rseq_slice_core::state());
+        // SAFETY: `held` is this thread's acquisition of `raw`.
+        unsafe { lock_api::RawMutex::unlock(&raw, held) };
+        let never: WithSlice<parking_lot::RawMutex> = WithSlice::new(
+            <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
+            Policy::Never,
+        );
+        let held = lock_api::RawMutex::lock(&never);
+        assert!(!held.requested());
+        // SAFETY: as above.
+        unsafe { lock_api::RawMutex::unlock(&never, held) };
+    });
+}
+
+#[test]
+fn a_bumped_guard_ends_its_section_and_starts_another() {
+    on_thread(|| {
+        let _ = init();
+        let m: SliceMutex<parking_lot::RawMutex, u32> = SliceMutex::new(0);
+        let before = stats().requested;
+        let mut g = m.lock();
+        lock_api::MutexGuard::bump(&mut g);
+        *g += 1;
+        assert!(m.is_locked());
+        drop(g);
+        assert!(!m.is_locked());
+        assert_eq!(stats().requested - before, sections(2));
+        assert_request_clear();
+    });
+}

@@ -29,7 +29,9 @@ impl<R: lock_api_04::RawMutex> WithSlice<R> {
     }
 }
 
-// SAFETY: forwards to `R` once per operation. `GuardNoSend` keeps `unlock`
+// SAFETY: each operation acquires or releases `R` once (an adaptive `lock`
+// first tries `R::try_lock`; only a failed try, which holds nothing, is
+// followed by `R::lock`). `GuardNoSend` keeps `unlock`
 // on the locking thread, so the depth `lock` raised is this thread's; the
 // `held_request` flag is written by the holder only, between `R`'s acquire
 // and release.

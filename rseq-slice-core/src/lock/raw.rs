@@ -104,7 +104,7 @@ impl<R: fmt::Debug> fmt::Debug for WithSlice<R> {
 /// The per-acquisition state of a [`WithSlice`] (lock_api 0.5's `Guard`):
 /// the inner lock's guard and, when this acquisition requested, its
 /// [`SliceGuard`]. `!Send`.
-#[must_use = "dropping it without unlocking leaves the request set"]
+#[must_use = "dropping it without unlocking leaves the lock locked"]
 #[derive(Debug)]
 pub struct SliceHeld<G> {
     inner: G,
@@ -129,9 +129,11 @@ impl SliceHeld<()> {
 }
 
 impl<G> SliceHeld<G> {
-    /// Whether this acquisition set (or, nested, counted) a request.
+    /// Whether this acquisition set (or, nested, counted) a request: false
+    /// where the policy said no, and where the extension is off on the
+    /// thread (its guard is inert).
     pub fn requested(&self) -> bool {
-        self.slice.is_some()
+        self.slice.as_ref().is_some_and(SliceGuard::armed)
     }
 }
 
@@ -143,8 +145,10 @@ pub type SliceMutexGuard<'a, R, T> = lock_api::MutexGuard<'a, WithSlice<R>, T>;
 pub type SliceRwLock<R, T> = lock_api::RwLock<WithSlice<R>, T>;
 
 // SAFETY: mutual exclusion, acquire/release and the unwinding rules are
-// `R`'s: every operation forwards to `R` exactly once with `R`'s own guard
-// state; the extension request is a thread-local side effect.
+// `R`'s: every operation acquires or releases `R` exactly once, with `R`'s
+// own guard state (an adaptive `lock` first tries `R::try_lock`, and only a
+// failed try, which holds nothing, is followed by `R::lock`); the extension
+// request is a thread-local side effect.
 unsafe impl<R: lock_api::RawMutex> lock_api::RawMutex for WithSlice<R> {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: Self = WithSlice::new(R::INIT, Policy::Always);
@@ -176,7 +180,7 @@ unsafe impl<R: lock_api::RawMutex> lock_api::RawMutex for WithSlice<R> {
     }
 }
 
-// SAFETY: as for `RawMutex`: forwards to `R`.
+// SAFETY: as for `RawMutex`: each operation forwards to `R` once.
 unsafe impl<R: lock_api::RawMutexFair> lock_api::RawMutexFair for WithSlice<R> {
     #[inline]
     unsafe fn unlock_fair(&self, guard: Self::Guard) {
@@ -184,6 +188,18 @@ unsafe impl<R: lock_api::RawMutexFair> lock_api::RawMutexFair for WithSlice<R> {
         // SAFETY: `inner` is the state of the acquisition our caller holds.
         unsafe { self.inner.unlock_fair(inner) };
         drop(slice);
+    }
+
+    /// `R`'s own bump (cheap when nobody waits). The section ends before it,
+    /// since a bump with waiters hands the lock over and may block, and a
+    /// new one starts after it if this acquisition had requested.
+    #[inline]
+    unsafe fn bump(&self, guard: &mut Self::Guard) {
+        let requested = guard.slice.take().is_some();
+        // SAFETY: `inner` is the state of the acquisition our caller holds;
+        // `R::bump` returns with the lock held again.
+        unsafe { self.inner.bump(&mut guard.inner) };
+        guard.slice = requested.then(SliceGuard::initialising);
     }
 }
 

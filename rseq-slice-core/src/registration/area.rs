@@ -116,7 +116,8 @@ fn adopt_libc() -> Result<(Registrar, *mut u8), Unavailable> {
 /// left `RSEQ_CPU_ID_UNINITIALIZED` there). A registered area holds a CPU
 /// number; the kernel confirms it.
 fn libc_registered(area: *mut Rseq, size: u32) -> bool {
-    // SAFETY: libc's area lives in the thread's control block, valid for
+    // SAFETY: libc's area lies in the thread's static TLS (glibc >= 2.41:
+    // its extra TLS block; 2.35-2.40: the thread control block), valid for
     // the thread's lifetime whether registered or not.
     let cpu_id = unsafe { sys::read_u32(&raw const (*area).cpu_id) };
     if cpu_id == abi::RSEQ_CPU_ID_REGISTRATION_FAILED || cpu_id == abi::RSEQ_CPU_ID_UNINITIALIZED {

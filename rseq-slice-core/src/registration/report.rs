@@ -22,8 +22,11 @@ impl AreaFlags {
     }
 }
 
+/// The flags of `area`, the calling thread's registered area (libc's or the
+/// crate's: the callers hold one just checked or registered).
 pub(super) fn flags_of(area: *mut Rseq) -> AreaFlags {
-    // SAFETY: `area` is the calling thread's registered area.
+    // SAFETY: per the callers, `area` is registered for this thread, so
+    // mapped, and the kernel writes `flags` only on this thread's behalf.
     AreaFlags(unsafe { sys::read_u32(&raw const (*area).flags) })
 }
 
@@ -58,7 +61,13 @@ impl ThreadReport {
             align,
             libc: LibcRseq::get(),
             registered: sys::rseq_is_registered().map_err(crate::Errno::from_rustix),
-            flags: state.ok().map(|r| flags_of(area_of(r))),
+            // While the state is On the area is registered (the crate's
+            // drops it only after switching the state to ThreadExiting).
+            flags: state
+                .ok()
+                .map(area_of)
+                .filter(|a| !a.is_null())
+                .map(flags_of),
             prctl_enabled: sys::slice_ext_get().map_err(crate::Errno::from_rustix),
             state,
         }
