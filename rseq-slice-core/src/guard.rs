@@ -64,6 +64,7 @@ impl SliceGuard {
 
 impl SliceGuard {
     /// Whether this guard entered a section (the extension was on).
+    #[cfg(feature = "lock_api")]
     pub(crate) fn armed(&self) -> bool {
         self.armed
     }

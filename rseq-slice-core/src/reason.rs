@@ -73,6 +73,10 @@ pub enum Unavailable {
     },
     /// Something other than libc and this crate registered rseq on this thread.
     ForeignRegistration,
+    /// Another copy of this crate in the same process (another shared
+    /// library built with its own) initialised first and owns the threads'
+    /// rseq areas; two copies would clear each other's requests.
+    SecondCopy,
     /// The `rseq` system call is missing (ENOSYS) or refused (EPERM or
     /// another error from a seccomp filter or an LSM).
     RseqUnavailable(Errno),
@@ -123,6 +127,11 @@ impl fmt::Display for Unavailable {
             Unavailable::ForeignRegistration => f.write_str(
                 "another library registered rseq on this thread and libc does not describe it: \
                  rseq-slice leaves foreign registrations alone",
+            ),
+            Unavailable::SecondCopy => f.write_str(
+                "another copy of rseq-slice-core in this process (a second shared library \
+                 built with its own copy) initialised first: two copies would clear each \
+                 other's requests, so this one stays off; link the libraries against one copy",
             ),
             Unavailable::RseqUnavailable(e) if e.raw() == libc::ENOSYS => write!(
                 f,

@@ -3,6 +3,7 @@
 //! Every `unsafe` block that talks to the kernel or to libc lives in this file
 //! (the guard's two volatile accesses live beside it in `local.rs`).
 
+#[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
 use core::ffi::CStr;
 use core::ptr;
 use std::sync::OnceLock;
@@ -32,6 +33,19 @@ pub(crate) fn auxv_feature_size_align() -> (u32, u32) {
         )
     };
     (size as u32, align as u32)
+}
+
+/// The kernel's 16 random bytes for this process (`getauxval(AT_RANDOM)`),
+/// the same for every copy of this crate in it; 0 where absent.
+pub(crate) fn at_random() -> u128 {
+    // SAFETY: getauxval reads the process's auxiliary vector.
+    let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const [u8; 16];
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-zero AT_RANDOM points at 16 bytes the kernel placed on
+    // the initial stack, readable for the process's life; no alignment.
+    u128::from_ne_bytes(unsafe { p.read_unaligned() })
 }
 
 /// `rseq(area, len, flags, RSEQ_SIG)`: register `area` for the calling thread.
@@ -168,8 +182,10 @@ pub(crate) fn slice_yield_allowed() -> Result<(), Errno> {
 }
 
 /// What libc says about its own rseq registration (`__rseq_offset`,
-/// `__rseq_size`, `__rseq_flags`), looked up with `dlsym` so the binary loads
-/// on libcs without these symbols (glibc < 2.35, musl).
+/// `__rseq_size`, `__rseq_flags`). Looked up with `dlsym`, so the binary
+/// loads on libcs without these symbols (glibc < 2.35, musl); a static glibc
+/// binary (`-C target-feature=+crt-static`) has no dynamic symbols to look
+/// up, so there they are linked directly, and its link needs glibc ≥ 2.35.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LibcRseq {
     /// `__rseq_offset`: the area's offset from the thread pointer.
@@ -185,20 +201,7 @@ impl LibcRseq {
     /// The libc symbols, or `None` when this libc does not export them.
     pub fn get() -> Option<LibcRseq> {
         static LIBC: OnceLock<Option<LibcRseq>> = OnceLock::new();
-        *LIBC.get_or_init(|| {
-            let offset = dlsym(c"__rseq_offset")?;
-            let size = dlsym(c"__rseq_size")?;
-            let flags = dlsym(c"__rseq_flags")?;
-            // SAFETY: glibc defines these as `const ptrdiff_t` and
-            // `const unsigned int`, set before any user code runs.
-            unsafe {
-                Some(LibcRseq {
-                    offset: ptr::read(offset.cast::<isize>()),
-                    size: ptr::read(size.cast::<u32>()),
-                    flags: ptr::read(flags.cast::<u32>()),
-                })
-            }
-        })
+        *LIBC.get_or_init(libc_symbols)
     }
 
     /// The calling thread's libc rseq area: the thread pointer plus
@@ -211,6 +214,41 @@ impl LibcRseq {
     }
 }
 
+#[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
+fn libc_symbols() -> Option<LibcRseq> {
+    let offset = dlsym(c"__rseq_offset")?;
+    let size = dlsym(c"__rseq_size")?;
+    let flags = dlsym(c"__rseq_flags")?;
+    // SAFETY: glibc defines these as `const ptrdiff_t` and `const unsigned
+    // int`, set before any user code runs.
+    unsafe {
+        Some(LibcRseq {
+            offset: ptr::read(offset.cast::<isize>()),
+            size: ptr::read(size.cast::<u32>()),
+            flags: ptr::read(flags.cast::<u32>()),
+        })
+    }
+}
+
+#[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+fn libc_symbols() -> Option<LibcRseq> {
+    unsafe extern "C" {
+        static __rseq_offset: isize;
+        static __rseq_size: u32;
+        static __rseq_flags: u32;
+    }
+    // SAFETY: static glibc >= 2.35 defines them (an older one fails the
+    // link), as constants set before any user code runs.
+    unsafe {
+        Some(LibcRseq {
+            offset: ptr::read(&raw const __rseq_offset),
+            size: ptr::read(&raw const __rseq_size),
+            flags: ptr::read(&raw const __rseq_flags),
+        })
+    }
+}
+
+#[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
 fn dlsym(name: &CStr) -> Option<*const libc::c_void> {
     // SAFETY: `name` is NUL-terminated; RTLD_DEFAULT searches the global scope.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };

@@ -33,6 +33,18 @@ pub(crate) fn unstable_cargo() -> Command {
     c
 }
 
+/// cargo building static glibc executables (`-C target-feature=+crt-static`;
+/// an explicit `--target`, so build scripts and proc macros stay dynamic)
+/// in their own target directory. Returns the command and the target triple.
+pub(crate) fn static_cargo() -> (Command, String) {
+    let mut c = cargo();
+    c.env("RUSTFLAGS", "-C target-feature=+crt-static").env(
+        "CARGO_TARGET_DIR",
+        workspace_root().join("target/crt-static"),
+    );
+    (c, format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+}
+
 /// The test executables `cmd` (`cargo test --no-run ...`) builds.
 pub(crate) fn test_binaries(cmd: &mut Command) -> Result<Vec<TestBin>> {
     let libraries = ["rseq-slice-core", "rseq-slice-tokio", "rseq-slice-glommio"]

@@ -39,6 +39,7 @@ impl TestBin {
                 | "null_page"
                 | "runtime"
                 | "seccomp"
+                | "copies"
         )
     }
 }
@@ -76,6 +77,8 @@ pub(crate) fn suite_script(boot: &guest::Boot, runs: &[Run<'_>]) -> Result<Strin
 
 /// The guest suite: the passes asked for, each one boot.
 pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
+    // `tests/copies.rs` loads this shared library (its own copy of the core).
+    run_checked(cargo().args(["build", "-p", "rseq-slice-second-copy"]))?;
     let mut bins =
         test_binaries(cargo().args(["test", "--workspace", "--all-features", "--no-run"]))?;
     if bins.is_empty() {
@@ -87,6 +90,20 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         "rseq-slice-tokio",
         "--no-run",
     ]))?);
+    // The core's kernel tests once more, as a static glibc binary: libc's
+    // `__rseq_*` come from the link there, not from `dlsym`.
+    let (mut static_cargo, triple) = crate::build::static_cargo();
+    let static_bins = test_binaries(static_cargo.args([
+        "test",
+        "-p",
+        "rseq-slice-core",
+        "--test",
+        "kernel",
+        "--no-run",
+        "--target",
+        &triple,
+    ]))?;
+    let static_kernel: Vec<&TestBin> = static_bins.iter().collect();
     let all: Vec<&TestBin> = bins.iter().collect();
     // Binaries with tests that need the kernel: the only ones worth a run
     // where the feature is off (legacy glibc, switched off at boot).
@@ -122,8 +139,19 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
                         env: env("libc-legacy", &[]),
                         bins: kernel.clone(),
                     },
+                    Run {
+                        label: "static crate",
+                        env: env("crate", &[NO_LIBC_RSEQ]),
+                        bins: static_kernel.clone(),
+                    },
+                    Run {
+                        label: "static libc-legacy",
+                        env: env("libc-legacy", &[]),
+                        bins: static_kernel.clone(),
+                    },
                 ],
-                "the crate's own area, then glibc 2.36's legacy area",
+                "the crate's own area, then glibc 2.36's legacy area, then both from a static \
+                 binary",
             ),
             Pass::Off => {
                 let mut off = boot.clone();
@@ -174,6 +202,7 @@ pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass])
             .status()?
             .success();
         ok &= locks_smoke()?;
+        ok &= check_aarch64()?;
         eprintln!("xtask: latency study smoke run on the host");
         let smoke = crate::study::study(boot, false, true, &[])?;
         let dir = workspace_root().join("out/smoke");
@@ -197,6 +226,36 @@ pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass])
         ok &= guest_suite(boot, passes)?;
     }
     Ok(ok)
+}
+
+/// The library crates type-checked for aarch64 (its `arch` file is only
+/// compiled there): the rustup target is added if missing; where it cannot
+/// be, the check says so and skips.
+pub(crate) fn check_aarch64() -> Result<bool> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == TARGET)
+        });
+    if !installed
+        && !Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        eprintln!("SKIPPED aarch64 check: `rustup target add {TARGET}` failed");
+        return Ok(true);
+    }
+    eprintln!("xtask: type-checking the library crates for {TARGET}");
+    Ok(cargo()
+        .args(["check", "--all-features", "--target", TARGET])
+        .args(["-p", "rseq-slice-core", "-p", "rseq-slice-tokio"])
+        .status()?
+        .success())
 }
 
 /// A short run of the `locks` benchmark on the host (fallback there): a

@@ -76,6 +76,7 @@ thread_local! {
 
 pub(super) fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
     kernel_support()?;
+    super::copies::sole_copy()?;
     // Per thread: a seccomp filter may be a thread's own.
     sys::slice_yield_allowed()
         .map_err(|e| Unavailable::YieldBlocked(crate::Errno::from_rustix(e)))?;
