@@ -234,3 +234,27 @@ fn intervals_yield_what_changed_since_the_previous_sample() {
     let all = metrics.intervals().next().unwrap();
     assert_eq!((all.threads_started, all.stats), (n + 3, metrics.total()));
 }
+
+#[test]
+fn a_visitor_whose_stopped_entry_was_retired_gets_a_new_one() {
+    let metrics = SliceMetrics::default();
+    let m = metrics.clone();
+    on_thread(move || {
+        let mut visitor = m.join_thread();
+        m.end_visits();
+        // Enough stopped threads to fold the visitor's stopped entry away.
+        for _ in 0..=RETAINED_STOPPED {
+            let m = m.clone();
+            on_thread(move || drop(m.start_thread()));
+        }
+        assert!(
+            m.retired().threads >= 1,
+            "the oldest stopped entry, the visitor's, is retired"
+        );
+        visitor.move_to(&m);
+        assert!(
+            m.threads().last().is_some_and(|t| t.alive),
+            "a new, running entry"
+        );
+    });
+}

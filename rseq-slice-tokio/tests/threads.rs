@@ -96,7 +96,9 @@ fn a_blocking_pool_thread_that_drives_another_runtime_stays_its_runtimes() {
     let b2 = b.clone();
     let (first, second): (ThreadId, ThreadId) = a.block_on(async move {
         let first = tokio::task::spawn_blocking(move || {
-            b2.block_on(tokio::time::sleep(Duration::from_millis(2)));
+            // The sleep starts at the first poll, so B parks (and runs its
+            // hooks) however long getting there took.
+            b2.block_on(async { tokio::time::sleep(Duration::from_millis(2)).await });
             std::thread::current().id()
         })
         .await

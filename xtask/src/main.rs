@@ -13,6 +13,8 @@
 //! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark at 1,
 //!   2 and 4 vCPUs and `slice_ext_nsec` 5 and 50 µs (and natively where the
 //!   host kernel has the feature); `--repro` checks two boots agree.
+//! - `cargo xtask fidelity`: does the guest schedule like hardware? Checks
+//!   with known answers at 1, 2 and 4 vCPUs, two boots each.
 //! - `cargo xtask study`: the tail-latency study (natively when this kernel
 //!   has the feature, else in a 2-vCPU guest; `study`).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
@@ -20,12 +22,13 @@
 //!
 //! Modules: `guest` (booting it), `debian_root` (the glibc 2.41 root),
 //! `build` (cargo and its artifacts), `suite`, `bench`, `bench_locks`,
-//! `study`.
+//! `fidelity`, `study`.
 
 mod bench;
 mod bench_locks;
 mod build;
 mod debian_root;
+mod fidelity;
 mod guest;
 mod study;
 mod suite;
@@ -92,6 +95,10 @@ enum Cmd {
     /// natively when the host kernel has the feature. Writes
     /// out/locks/guest/cpus{N}-slice{NS}/locks.{csv,png}.
     BenchLocks(bench_locks::Args),
+    /// The platform's fidelity checks (known answers from Linux on
+    /// hardware) in one guest boot per vCPU count and repeat; writes
+    /// out/fidelity/{virtual,real}-*.json and a summary table.
+    Fidelity(fidelity::Args),
     /// The tail-latency study: service + noise + open-loop load, variants
     /// off / sched / locks, x noise levels x rates. Runs natively when this
     /// kernel has the slice extension, else in the guest (2 vCPUs unless --cpus).
@@ -225,6 +232,7 @@ fn main() {
         Cmd::BenchGuard { boot, place } => bench::bench(&boot, &place, bench::Bench::GUARD),
         Cmd::BenchTokio { boot, place } => bench::bench(&boot, &place, bench::Bench::TOKIO),
         Cmd::BenchLocks(args) => bench_locks::run(&args),
+        Cmd::Fidelity(args) => fidelity::run(&args),
         Cmd::Study {
             boot,
             full,

@@ -218,12 +218,17 @@ impl Inner {
         (slot, None)
     }
 
-    /// Mark `slot` running again (a visit the runtime ended, begun anew).
-    pub(super) fn revive(&self, slot: &Slot) {
+    /// Mark `slot` running again (a visit the runtime ended, begun anew);
+    /// false when it was folded into [`Retired`] meanwhile and is gone.
+    pub(super) fn revive(&self, slot: &Arc<Slot>) -> bool {
         let mut r = self.lock();
+        if !r.slots.iter().any(|s| Arc::ptr_eq(s, slot)) {
+            return false;
+        }
         if !slot.alive.swap(true, Ordering::Relaxed) {
             r.stopped -= 1;
         }
+        true
     }
 
     /// Mark `slot` stopped (its final counters published), and fold the

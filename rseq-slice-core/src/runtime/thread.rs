@@ -187,9 +187,11 @@ impl RuntimeThread {
     /// between task polls), which a section would cover.
     pub fn move_to(&mut self, metrics: &SliceMetrics) {
         if self.here.reports_to(metrics) {
-            if !self.at_home && !self.here.slot.alive() {
-                self.here.metrics.revive(&self.here.slot);
+            if self.at_home || self.here.slot.alive() || self.here.metrics.revive(&self.here.slot) {
+                return;
             }
+            // Folded into the retired total meanwhile: a new entry.
+            self.here = Entry::join(&metrics.inner, false);
             return;
         }
         self.close_section();

@@ -1,0 +1,272 @@
+//! Fidelity checks: does this machine (a guest, in whatever clock mode)
+//! schedule the way Linux does on hardware? Each check has a known answer;
+//! the table says, for each, what was measured and whether it passed. Exit
+//! status 0 when every check passed, 1 otherwise.
+//!
+//! The known answers, from Linux on hardware (and from a one-vCPU guest in
+//! virtual time, which matches it):
+//! - N threads on N CPUs each run as fast as one thread alone;
+//! - two equal-priority hogs pinned to one CPU get about equal CPU time;
+//! - a wake-up across CPUs costs about what one on the same CPU does, and
+//!   about the same beside low-priority (`nice 19`) hogs;
+//! - `nice 19` and `SCHED_IDLE` hogs leave a nice-0 service's p99.9 within
+//!   1.5× of its quiet value;
+//! - a lower load never gives a worse tail.
+
+mod probes;
+mod sched;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use rseq_slice_lab::Conditions;
+use serde::Serialize;
+
+use probes::{Served, equal_share, ping_pong, service, speed};
+use sched::{Batch, Hogs, cpus};
+
+#[derive(Parser, Debug)]
+#[command(about = "Fidelity checks: does this machine schedule as Linux does on hardware?")]
+struct Cli {
+    /// Seconds a measurement (0.2-60).
+    #[arg(long, default_value_t = 2.0)]
+    secs: f64,
+    /// The short form (the guest suite's): the checks that tell most, 1 s each.
+    #[arg(long)]
+    short: bool,
+    /// Write the results as JSON here too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A label for the platform mode, stored with the results.
+    #[arg(long, default_value = "")]
+    mode: String,
+}
+
+/// One check: its figure, the known answer, and the verdict (`None`: a
+/// reference figure, or not applicable here).
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    figure: String,
+    expect: &'static str,
+    pass: Option<bool>,
+    /// The check's main number, compared across boots.
+    value: f64,
+}
+
+fn us(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// The service's p99.9 in µs, or `None` when it did not keep up (< 99 %
+/// answered): then it measures its queue.
+fn tail(s: &Served) -> Option<f64> {
+    (s.answered as f64 >= 0.99 * s.offered as f64).then(|| us(&s.latency, 0.999))
+}
+
+fn served_figure(s: &Served) -> String {
+    format!(
+        "p50 {:.0} µs, p99.9 {:.0} µs, {}/{} answered",
+        us(&s.latency, 0.5),
+        us(&s.latency, 0.999),
+        s.answered,
+        s.offered
+    )
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if !(0.2..=60.0).contains(&cli.secs) {
+        eprintln!("fidelity: --secs must be within 0.2-60, not {}", cli.secs);
+        std::process::exit(2);
+    }
+    let d = Duration::from_secs_f64(if cli.short { 1.0 } else { cli.secs });
+    let n = cpus();
+    let conditions = Conditions::detect();
+    eprintln!("fidelity: {conditions}");
+    let mut checks = Vec::new();
+
+    // Each vCPU's speed while all run.
+    let alone = speed(&[0], d)[0];
+    if n > 1 {
+        let all = speed(&(0..n).collect::<Vec<_>>(), d);
+        let ratio = all.iter().sum::<f64>() / all.len() as f64 / alone;
+        checks.push(Check {
+            name: "vcpu_speed",
+            figure: format!("{n} threads on {n} vCPUs: {ratio:.2}x one thread's speed alone"),
+            expect: ">= 0.90x",
+            pass: Some(ratio >= 0.9),
+            value: ratio,
+        });
+    }
+
+    // Equal hogs on one CPU.
+    if !cli.short {
+        let share = equal_share(n, d);
+        checks.push(Check {
+            name: "equal_share",
+            figure: format!(
+                "two nice-0 hogs per vCPU: the smaller gets {share:.2}x the larger's CPU time"
+            ),
+            expect: ">= 0.80x",
+            pass: Some(share >= 0.8),
+            value: share,
+        });
+    }
+
+    // Wake-ups.
+    let same = ping_pong(0, 0, d);
+    checks.push(Check {
+        name: "wake_same_cpu",
+        figure: format!(
+            "p50 {:.1} µs, p99 {:.1} µs",
+            us(&same, 0.5),
+            us(&same, 0.99)
+        ),
+        expect: "reference",
+        pass: None,
+        value: us(&same, 0.99),
+    });
+    let reference = if n > 1 {
+        let cross = ping_pong(0, n - 1, d);
+        let p99 = us(&cross, 0.99);
+        let bound = 3.0 * us(&same, 0.99) + 20.0;
+        checks.push(Check {
+            name: "wake_cross_cpu",
+            figure: format!(
+                "p50 {:.1} µs, p99 {p99:.1} µs (bound {bound:.0} µs)",
+                us(&cross, 0.5)
+            ),
+            expect: "p99 <= 3x same-CPU p99 + 20 µs",
+            pass: Some(p99 <= bound),
+            value: p99,
+        });
+        cross
+    } else {
+        same
+    };
+    {
+        let hogs = Hogs::start(n, Batch::Nice19, None);
+        let h = ping_pong(0, n - 1, d);
+        drop(hogs);
+        let (p99, bound) = (us(&h, 0.99), 3.0 * us(&reference, 0.99) + 20.0);
+        checks.push(Check {
+            name: "wake_beside_nice19",
+            figure: format!(
+                "p50 {:.1} µs, p99 {p99:.1} µs (bound {bound:.0} µs)",
+                us(&h, 0.5)
+            ),
+            expect: "p99 <= 3x idle p99 + 20 µs",
+            pass: Some(p99 <= bound),
+            value: p99,
+        });
+    }
+
+    // The service: n workers, 50 µs a request, half their capacity.
+    let work = Duration::from_micros(50);
+    let capacity = n as f64 / work.as_secs_f64();
+    let run = |load: f64, batch: Option<Batch>| {
+        let hogs = batch.map(|b| Hogs::start(n, b, None));
+        let s = service(load * capacity, work, n, d);
+        drop(hogs);
+        s
+    };
+    let quiet = run(0.5, None);
+    let quiet_tail = tail(&quiet);
+    checks.push(Check {
+        name: "service_quiet",
+        figure: served_figure(&quiet),
+        expect: "keeps up (reference)",
+        pass: Some(quiet_tail.is_some()),
+        value: quiet_tail.unwrap_or(f64::NAN),
+    });
+    let batches: &[Batch] = if cli.short {
+        &[Batch::Nice19]
+    } else {
+        &[Batch::Nice19, Batch::Idle, Batch::Nice0]
+    };
+    let mut nice19_high = None;
+    for &b in batches {
+        let s = run(0.5, Some(b));
+        let t = tail(&s);
+        let (name, pass) = match b {
+            Batch::Nice19 => ("service_nice19", Some(within(t, quiet_tail, 1.5))),
+            Batch::Idle => ("service_sched_idle", Some(within(t, quiet_tail, 1.5))),
+            Batch::Nice0 => ("service_nice0", None),
+        };
+        if b == Batch::Nice19 {
+            nice19_high = t;
+        }
+        checks.push(Check {
+            name,
+            figure: format!("{}: {}", b.name(), served_figure(&s)),
+            expect: if pass.is_some() {
+                "keeps up, p99.9 <= 1.5x quiet"
+            } else {
+                "reference"
+            },
+            pass,
+            value: t.unwrap_or(f64::NAN),
+        });
+    }
+    if !cli.short {
+        let low = run(0.2, Some(Batch::Nice19));
+        let t = tail(&low);
+        checks.push(Check {
+            name: "lower_load_no_worse",
+            figure: format!("nice-19 hogs at 20 % load: {}", served_figure(&low)),
+            expect: "p99.9 <= 1.5x the 50 % figure",
+            pass: Some(within(t, nice19_high, 1.5)),
+            value: t.unwrap_or(f64::NAN),
+        });
+    }
+
+    print_table(&cli.mode, &conditions, &checks);
+    let failed = checks.iter().filter(|c| c.pass == Some(false)).count();
+    if let Some(path) = &cli.json {
+        let doc = serde_json::json!({
+            "mode": cli.mode,
+            "conditions": conditions,
+            "short": cli.short,
+            "secs": d.as_secs_f64(),
+            "checks": checks,
+            "passed": failed == 0,
+        });
+        if let Err(e) = std::fs::write(path, doc.to_string() + "\n") {
+            eprintln!("fidelity: writing {}: {e}", path.display());
+            std::process::exit(2);
+        }
+    }
+    std::process::exit(i32::from(failed > 0));
+}
+
+/// `a <= factor * b`, both measured (a service that did not keep up fails).
+fn within(a: Option<f64>, b: Option<f64>, factor: f64) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a <= factor * b)
+}
+
+fn print_table(mode: &str, conditions: &Conditions, checks: &[Check]) {
+    println!("fidelity [{mode}] {conditions}");
+    println!("| check | figure | known answer | verdict |");
+    println!("|---|---|---|---|");
+    for c in checks {
+        let verdict = match c.pass {
+            Some(true) => "pass",
+            Some(false) => "FAIL",
+            None => "-",
+        };
+        println!("| {} | {} | {} | {verdict} |", c.name, c.figure, c.expect);
+    }
+    let failed = checks.iter().filter(|c| c.pass == Some(false)).count();
+    println!(
+        "fidelity [{mode}]: {} of {} checks passed{}",
+        checks.iter().filter(|c| c.pass == Some(true)).count(),
+        checks.iter().filter(|c| c.pass.is_some()).count(),
+        if failed > 0 {
+            ": this platform does NOT schedule like hardware"
+        } else {
+            ""
+        }
+    );
+}

@@ -1,0 +1,176 @@
+//! `cargo xtask fidelity`: the platform's fidelity checks (the `fidelity`
+//! binary of `benches/`) in one guest boot per vCPU count and repeat, then
+//! each figure compared across the boots.
+
+use super::*;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    boot: BootArgs,
+    /// vCPU counts, one boot each per repeat (1-8).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2, 4], value_parser = clap::value_parser!(u32).range(1..=8))]
+    vcpus: Vec<u32>,
+    /// Boots per vCPU count; their figures must agree (2-10).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=10))]
+    boots: u32,
+    /// Seconds a measurement (0.2-60).
+    #[arg(long, default_value_t = 2.0)]
+    secs: f64,
+    /// Boots side by side (virtual-time guests run on one host thread
+    /// each; real-time ones always run one at a time).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
+    parallel: u32,
+}
+
+/// How far two boots' figures of one check may differ (max / min).
+const REPEAT_BOUND: f64 = 1.5;
+
+/// The fidelity binary, built for the guest.
+fn build_fidelity() -> Result<PathBuf> {
+    one(artifacts(
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "rseq-slice-benches",
+            "--bin",
+            "fidelity",
+        ]),
+        |a| a["target"]["name"] == "fidelity",
+    )?)
+}
+
+/// The guest script that runs the checks: `--short` for the suite.
+pub(crate) fn script(b: &Boot, exe: &Path, args: &str) -> Result<String> {
+    Ok(format!("{} {args}\n", b.path(exe)?))
+}
+
+pub(crate) fn run(args: &Args) -> Result<bool> {
+    if !(0.2..=60.0).contains(&args.secs) {
+        return Err(format!("--secs must be within 0.2-60, not {}", args.secs).into());
+    }
+    let exe = build_fidelity()?;
+    let out = workspace_root().join("out/fidelity");
+    std::fs::create_dir_all(&out)?;
+    let clock = if args.boot.real_time {
+        "real"
+    } else {
+        "virtual"
+    };
+    let mut jobs = Vec::new();
+    for &n in &args.vcpus {
+        for boot in 1..=args.boots {
+            jobs.push((n, boot));
+        }
+    }
+    let parallel = if args.boot.real_time {
+        1
+    } else {
+        args.parallel as usize
+    };
+    let mut verdicts = Vec::new();
+    for chunk in jobs.chunks(parallel) {
+        let handles: Vec<_> = chunk
+            .iter()
+            .map(|&(n, boot)| {
+                let mut b = args.boot.boot(n)?;
+                b.cpus = n;
+                b.rw_dirs.push(out.clone());
+                let json = out.join(format!("{clock}-cpus{n}-boot{boot}.json"));
+                let mode = format!("{}, {n} vCPU, boot {boot}", b.clock.describe());
+                let s = script(
+                    &b,
+                    &exe,
+                    &format!(
+                        "--secs {} --mode {} --json {}",
+                        args.secs,
+                        guest::sh_quote(&mode),
+                        b.path(&json)?
+                    ),
+                )?;
+                Ok(std::thread::spawn(move || {
+                    let code = guest::run(&b, &s).map_err(|e| e.to_string());
+                    (n, boot, json, code)
+                }))
+            })
+            .collect::<Result<_>>()?;
+        for h in handles {
+            let (n, boot, json, code) = h.join().map_err(|_| "a boot's thread panicked")?;
+            let code = code?;
+            verdicts.push((n, boot, json, code));
+        }
+    }
+    let summary = summarize(clock, &verdicts)?;
+    print!("{summary}");
+    std::fs::write(out.join(format!("{clock}-summary.md")), &summary)?;
+    Ok(verdicts.iter().all(|v| v.3 == 0) && !summary.contains("| FAIL |"))
+}
+
+/// Each vCPU count's checks: their figure in each boot, the boots' spread.
+fn summarize(clock: &str, runs: &[(u32, u32, PathBuf, i32)]) -> Result<String> {
+    let mut s = format!("# Fidelity, {clock} time\n\n");
+    let mut counts: Vec<u32> = runs.iter().map(|r| r.0).collect();
+    counts.dedup();
+    for n in counts {
+        let docs: Vec<serde_json::Value> = runs
+            .iter()
+            .filter(|r| r.0 == n)
+            .map(|r| {
+                let text = std::fs::read_to_string(&r.2).map_err(|e| {
+                    format!("{}: {e} (did the guest run the checks?)", r.2.display())
+                })?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", r.2.display()).into())
+            })
+            .collect::<Result<_>>()?;
+        let Some(first) = docs.first() else { continue };
+        s += &format!(
+            "## {n} vCPU\n\nConditions: {}\n\n| check | known answer | {} | repeat (max/min) | verdict |\n|---|---|{}---|---|\n",
+            first["conditions"],
+            (1..=docs.len())
+                .map(|b| format!("boot {b}"))
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(docs.len()),
+        );
+        let empty = Vec::new();
+        let checks = first["checks"].as_array().unwrap_or(&empty);
+        for (i, c) in checks.iter().enumerate() {
+            let per_boot: Vec<&serde_json::Value> = docs.iter().map(|d| &d["checks"][i]).collect();
+            let values: Vec<f64> = per_boot
+                .iter()
+                .filter_map(|c| c["value"].as_f64())
+                .collect();
+            let spread = values.iter().cloned().fold(f64::MIN, f64::max)
+                / values.iter().cloned().fold(f64::MAX, f64::min);
+            let repeat_ok = values.len() == docs.len() && spread <= REPEAT_BOUND;
+            let passes: Vec<Option<bool>> = per_boot.iter().map(|c| c["pass"].as_bool()).collect();
+            let verdict = if passes.contains(&Some(false)) {
+                "FAIL"
+            } else if !repeat_ok {
+                "FAIL (repeat)"
+            } else if passes.iter().all(|p| p.is_none()) {
+                "-"
+            } else {
+                "pass"
+            };
+            s += &format!(
+                "| {} | {} | {} | {} | {verdict} |\n",
+                c["name"].as_str().unwrap_or("?"),
+                c["expect"].as_str().unwrap_or("?"),
+                per_boot
+                    .iter()
+                    .map(|c| c["figure"].as_str().unwrap_or("?").to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                if spread.is_finite() {
+                    format!("{spread:.2}")
+                } else {
+                    "n/a".into()
+                },
+            );
+        }
+        s += "\n";
+    }
+    Ok(s)
+}
