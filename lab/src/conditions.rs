@@ -17,6 +17,8 @@ pub struct Conditions {
     pub cpus: usize,
     /// Virtual (instruction-counted) or real time.
     pub clock: String,
+    /// The emulator that runs the guest (`RSEQ_SLICE_QEMU`), or `native`.
+    pub qemu: String,
     /// The kernel's clocksource (`tsc`; `hpet` makes every clock read a
     /// system call, which ends a grant).
     pub clocksource: String,
@@ -44,6 +46,7 @@ impl Conditions {
         Conditions {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             clock: std::env::var("RSEQ_SLICE_CLOCK").unwrap_or_else(|_| "real (native)".into()),
+            qemu: std::env::var("RSEQ_SLICE_QEMU").unwrap_or_else(|_| "native".into()),
             clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             slice_ext_nsec: read(&format!("{}/slice_ext_nsec", DEBUGFS_RSEQ)),
             rseq_debug: read("/proc/cmdline")
@@ -55,10 +58,11 @@ impl Conditions {
     }
 
     /// `(column, value)` pairs, for a CSV header and rows.
-    pub fn columns(&self) -> [(&'static str, String); 7] {
+    pub fn columns(&self) -> [(&'static str, String); 8] {
         [
             ("cpus", self.cpus.to_string()),
             ("clock", self.clock.clone()),
+            ("qemu", self.qemu.clone()),
             ("clocksource", self.clocksource.clone()),
             ("slice_ext_nsec", self.slice_ext_nsec.clone()),
             ("rseq_debug", u8::from(self.rseq_debug).to_string()),
@@ -74,9 +78,10 @@ impl fmt::Display for Conditions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} vCPU/CPU, {} time, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            "{} vCPU/CPU, {} time, {}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
             self.cpus,
             self.clock,
+            self.qemu,
             self.clocksource,
             self.slice_ext_nsec,
             if self.rseq_debug { "on" } else { "off" },

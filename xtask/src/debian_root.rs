@@ -1,11 +1,13 @@
-//! A Debian trixie root filesystem for the guest: glibc 2.41, which
-//! registers an optimized (v2) rseq area itself, so the crate adopts it.
-//! The host has glibc 2.36 (legacy registration), so this path never runs on
-//! the host's root.
-//!
-//! Built once into the cache (`debootstrap --variant=minbase`, about 50 s and
-//! 214 MB), like the kernel. Binaries built on the host run there unchanged:
-//! glibc is forward compatible (2.36 symbols exist in 2.41).
+//! Debian trixie root filesystems, built once into the cache
+//! (`debootstrap --variant=minbase`, about a minute each), like the kernel:
+//! - [`root`], for the guest: glibc 2.41, which registers an optimized (v2)
+//!   rseq area itself, so the crate adopts it. The host has glibc 2.36
+//!   (legacy registration), so this path never runs on the host's root.
+//!   Binaries built on the host run there unchanged: glibc is forward
+//!   compatible (2.36 symbols exist in 2.41).
+//! - [`qemu_root`], for the host: trixie's qemu 10, run from there by
+//!   `crate::qemu` (its round-robin scheduler splits each slice between the
+//!   vCPUs; Debian 12's 7.2 gives it all to the first busy one).
 //!
 //! The guest mounts the workspace read-only at [`WORKSPACE`], a directory
 //! made in the root when it is built: vng mounts shares only on directories
@@ -20,9 +22,28 @@ use crate::{Result, run_checked};
 /// The suite and mirror the root comes from.
 const SUITE: &str = "trixie";
 const MIRROR: &str = "http://deb.debian.org/debian";
-/// Packages on top of `minbase`: without udev the guest's exit status is
-/// lost (vng's init finds its script ports through udev's links).
-const INCLUDE: &str = "udev";
+/// One kind of root: its cache name, its packages on top of `minbase`, and a
+/// file it must have.
+struct Kind {
+    name: &'static str,
+    include: &'static str,
+    must_have: &'static str,
+}
+
+/// The guest's root. Without udev the guest's exit status is lost (vng's
+/// init finds its script ports through udev's links).
+const GUEST: Kind = Kind {
+    name: "trixie-root",
+    include: "udev",
+    must_have: "usr/lib/x86_64-linux-gnu/libc.so.6",
+};
+
+/// qemu 10 and its libraries, for the host.
+const QEMU: Kind = Kind {
+    name: "trixie-qemu",
+    include: "qemu-system-x86",
+    must_have: "usr/bin/qemu-system-x86_64",
+};
 
 /// Where the workspace appears in the guest.
 pub(crate) const WORKSPACE: &str = "/rseq-slice/workspace";
@@ -54,21 +75,31 @@ pub(crate) fn root() -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    let dir = rseq_slice_cache().join(format!("{SUITE}-root"));
+    cached(&GUEST)
+}
+
+/// The cache's `trixie-qemu` root, built there when missing.
+pub(crate) fn qemu_root() -> Result<PathBuf> {
+    cached(&QEMU)
+}
+
+fn cached(kind: &Kind) -> Result<PathBuf> {
+    let dir = rseq_slice_cache().join(kind.name);
     if dir.join(MARKER).is_file() {
         return Ok(dir);
     }
-    build(&dir)?;
+    build(kind, &dir)?;
     Ok(dir)
 }
 
-fn build(dir: &Path) -> Result<()> {
+fn build(kind: &Kind, dir: &Path) -> Result<()> {
+    let Kind { name, include, .. } = kind;
     let parent = dir.parent().ok_or("the cache directory has no parent")?;
     let debootstrap = have("debootstrap");
     eprintln!(
-        "xtask: no Debian {SUITE} root (glibc 2.41) at {}: building one{}: \
-         `debootstrap --variant=minbase --include={INCLUDE} {SUITE}` from {MIRROR} \
-         (about 50 s, 214 MB)",
+        "xtask: no Debian {SUITE} root ({name}) at {}: building one{}: \
+         `debootstrap --variant=minbase --include={include} {SUITE}` from {MIRROR} \
+         (about a minute)",
         dir.display(),
         if debootstrap {
             ""
@@ -91,15 +122,15 @@ fn build(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(parent)?;
     // Built under a fresh name beside the final one, renamed when complete.
     let work = tempfile::Builder::new()
-        .prefix(&format!("{SUITE}-root.partial-"))
+        .prefix(&format!("{name}.partial-"))
         .tempdir_in(parent)?;
     let built = run_checked(
         Command::new("debootstrap")
-            .args(["--variant=minbase", &format!("--include={INCLUDE}"), SUITE])
+            .args(["--variant=minbase", &format!("--include={include}"), SUITE])
             .arg(work.path())
             .arg(MIRROR),
     )
-    .and_then(|()| finish(work.path()));
+    .and_then(|()| finish(kind, work.path()));
     if let Err(e) = built {
         // debootstrap mounts /proc and /sys in the target while it works: a
         // tree with anything still mounted in it is left alone.
@@ -125,16 +156,17 @@ fn build(dir: &Path) -> Result<()> {
 }
 
 /// Clean apt's cache, make the workspace's mount point, write the marker.
-fn finish(root: &Path) -> Result<()> {
+fn finish(kind: &Kind, root: &Path) -> Result<()> {
     run_checked(Command::new("chroot").arg(root).args(["apt-get", "clean"]))?;
-    if !root.join("usr/lib/x86_64-linux-gnu/libc.so.6").is_file() {
-        return Err("debootstrap left no usr/lib/x86_64-linux-gnu/libc.so.6".into());
+    if !root.join(kind.must_have).is_file() {
+        return Err(format!("debootstrap left no {}", kind.must_have).into());
     }
     std::fs::create_dir_all(root.join(WORKSPACE.trim_start_matches('/')))?;
     std::fs::write(
         root.join(MARKER),
         format!(
-            "Debian {SUITE} (debootstrap --variant=minbase --include={INCLUDE}) for rseq-slice's guest\n"
+            "Debian {SUITE} (debootstrap --variant=minbase --include={}) for rseq-slice\n",
+            kind.include
         ),
     )?;
     Ok(())

@@ -48,6 +48,8 @@ pub(crate) struct Boot {
     pub(crate) clock: Clock,
     /// The root filesystem the guest boots.
     pub(crate) root: Root,
+    /// The qemu that runs it.
+    pub(crate) qemu: crate::qemu::Qemu,
 }
 
 /// The guest's root filesystem.
@@ -316,10 +318,12 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         "{PRELUDE}\nmountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug\n\
          echo {nsec} > /sys/kernel/debug/rseq/slice_ext_nsec\n\
          export RSEQ_SLICE_CLOCK={clock}\n\
+         export RSEQ_SLICE_QEMU={qemu}\n\
          echo \"guest: $(uname -r), $(nproc) vCPU, $RSEQ_SLICE_CLOCK time, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), slice_ext_nsec=$(cat /sys/kernel/debug/rseq/slice_ext_nsec), cmdline: $(cat /proc/cmdline | tr ' ' '\\n' | grep -E '^(rseq|tsc)' | tr '\\n' ' ')\"\n\
          cd {root}\n{script}\n",
         nsec = boot.slice_ext_nsec,
         clock = sh_quote(&boot.clock.describe()),
+        qemu = sh_quote(boot.qemu.describe()),
         root = boot.path(workspace_root())?,
     );
     std::fs::write(file.path(), body)?;
@@ -342,6 +346,10 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .args(["--cpus", &boot.cpus.to_string(), "--memory", &boot.memory])
         .args(["--append", &append.join(" ")])
         .args(&qemu_opts)
+        .args(match boot.qemu.binary()? {
+            Some(q) => vec!["--qemu".to_string(), q.display().to_string()],
+            None => Vec::new(),
+        })
         .args(root_args(boot)?)
         .arg("--exec")
         .arg(format!("sh {}", boot.path(file.path())?))
@@ -349,11 +357,12 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     eprintln!(
-        "xtask: booting {} ({} vCPU, {}, {} time, timeout {} s)",
+        "xtask: booting {} ({} vCPU, {}, {} time, {}, timeout {} s)",
         kernel.display(),
         boot.cpus,
         boot.memory,
         boot.clock.describe(),
+        boot.qemu.describe(),
         boot.timeout_secs
     );
     // vng refuses a writable directory that does not exist yet.
@@ -487,6 +496,7 @@ mod tests {
             rw_dirs: Vec::new(),
             clock: Clock::Virtual { shift: 0 },
             root,
+            qemu: crate::qemu::Qemu::Host,
         }
     }
 

@@ -30,6 +30,7 @@ mod build;
 mod debian_root;
 mod fidelity;
 mod guest;
+mod qemu;
 mod study;
 mod suite;
 
@@ -176,6 +177,11 @@ pub(crate) struct BootArgs {
     /// (results then swing with host load).
     #[arg(long)]
     real_time: bool,
+    /// The qemu that boots the guest: Debian 12's 7.2 (`host`), or
+    /// trixie's 10.0 (`trixie`, from a root built into the cache), whose
+    /// round-robin splits each slice between the vCPUs.
+    #[arg(long, value_enum, default_value_t = qemu::Qemu::Host)]
+    pub(crate) qemu: qemu::Qemu,
     /// Virtual time: each guest instruction takes 2^SHIFT ns (0 = 1 GIPS).
     #[arg(long, default_value_t = guest::DEFAULT_SHIFT, value_parser = clap::value_parser!(u8).range(0..=4), conflicts_with = "real_time")]
     shift: u8,
@@ -200,6 +206,7 @@ impl BootArgs {
             } else {
                 guest::Clock::Virtual { shift: self.shift }
             },
+            qemu: self.qemu,
             root: if self.debian_root {
                 guest::Root::Debian(debian_root::root()?)
             } else {
