@@ -19,6 +19,10 @@ pub struct Conditions {
     pub clock: String,
     /// The emulator that runs the guest (`RSEQ_SLICE_QEMU`), or `native`.
     pub qemu: String,
+    /// What `cargo xtask fidelity` said of this platform mode and vCPU
+    /// count (`RSEQ_SLICE_FIDELITY`: `passed (…)`, `FAILED (…)`, `not
+    /// checked`); `native` outside a guest.
+    pub fidelity: String,
     /// The kernel's clocksource (`tsc`; `hpet` makes every clock read a
     /// system call, which ends a grant).
     pub clocksource: String,
@@ -47,6 +51,7 @@ impl Conditions {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             clock: std::env::var("RSEQ_SLICE_CLOCK").unwrap_or_else(|_| "real (native)".into()),
             qemu: std::env::var("RSEQ_SLICE_QEMU").unwrap_or_else(|_| "native".into()),
+            fidelity: std::env::var("RSEQ_SLICE_FIDELITY").unwrap_or_else(|_| "native".into()),
             clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
             slice_ext_nsec: read(&format!("{}/slice_ext_nsec", DEBUGFS_RSEQ)),
             rseq_debug: read("/proc/cmdline")
@@ -58,11 +63,12 @@ impl Conditions {
     }
 
     /// `(column, value)` pairs, for a CSV header and rows.
-    pub fn columns(&self) -> [(&'static str, String); 8] {
+    pub fn columns(&self) -> [(&'static str, String); 9] {
         [
             ("cpus", self.cpus.to_string()),
             ("clock", self.clock.clone()),
             ("qemu", self.qemu.clone()),
+            ("fidelity", self.fidelity.clone()),
             ("clocksource", self.clocksource.clone()),
             ("slice_ext_nsec", self.slice_ext_nsec.clone()),
             ("rseq_debug", u8::from(self.rseq_debug).to_string()),
@@ -74,14 +80,43 @@ impl Conditions {
 
 const DEBUGFS_RSEQ: &str = "/sys/kernel/debug/rseq";
 
+impl Conditions {
+    /// Whether the fidelity checks failed for this platform: the platform
+    /// bends what it measures, so a result from it supports no claim.
+    pub fn unfaithful(&self) -> bool {
+        self.fidelity.starts_with("FAILED")
+    }
+
+    /// A loud warning for a result measured where fidelity failed or was
+    /// never checked; `None` where it passed, and natively.
+    pub fn warning(&self) -> Option<String> {
+        if self.unfaithful() {
+            Some(format!(
+                "WARNING: this platform FAILED its fidelity checks ({}, {} vCPU: {}): it does not \
+                 schedule like hardware, and these results support no claim (docs/guest.md)",
+                self.qemu, self.cpus, self.fidelity
+            ))
+        } else if self.fidelity == "not checked" {
+            Some(format!(
+                "WARNING: no fidelity checks for this platform ({}, {} vCPU): run `cargo xtask \
+                 fidelity` with the same options before trusting these results",
+                self.qemu, self.cpus
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 impl fmt::Display for Conditions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} vCPU/CPU, {} time, {}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            "{} vCPU/CPU, {} time, {}, fidelity checks {}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
             self.cpus,
             self.clock,
             self.qemu,
+            self.fidelity,
             self.clocksource,
             self.slice_ext_nsec,
             if self.rseq_debug { "on" } else { "off" },

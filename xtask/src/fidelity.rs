@@ -17,6 +17,10 @@ pub(crate) struct Args {
     /// Seconds a measurement (0.2-60).
     #[arg(long, default_value_t = 2.0)]
     secs: f64,
+    /// Only summarize the results already in out/fidelity for these
+    /// options (no boot).
+    #[arg(long)]
+    summarize: bool,
     /// Boots side by side (virtual-time guests run on one host thread
     /// each; real-time ones always run one at a time).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
@@ -25,6 +29,41 @@ pub(crate) struct Args {
 
 /// How far two boots' figures of one check may differ (max / min).
 const REPEAT_BOUND: f64 = 1.5;
+
+/// The file slug of a boot's platform mode (`virtual-qemu10.0`).
+fn mode_slug(b: &Boot) -> String {
+    let clock = match b.clock {
+        guest::Clock::Real => "real",
+        guest::Clock::Virtual { .. } => "virtual",
+    };
+    format!("{clock}-{}", b.qemu.slug())
+}
+
+/// What the last `cargo xtask fidelity` said of `b`'s platform mode and
+/// vCPU count: `passed`, `FAILED`, or `not checked` (no results). Every
+/// guest carries it (`RSEQ_SLICE_FIDELITY`), so every result does.
+pub(crate) fn verdict(b: &Boot) -> String {
+    let dir = workspace_root().join("out/fidelity");
+    let prefix = format!("{}-cpus{}-boot", mode_slug(b), b.cpus);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return "not checked".into();
+    };
+    let passed: Vec<bool> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|v| v["passed"].as_bool() == Some(true))
+        .collect();
+    match passed.len() {
+        0 => "not checked".into(),
+        n if passed.iter().all(|&p| p) => format!("passed ({n} boots)"),
+        n => format!(
+            "FAILED ({} of {n} boots)",
+            passed.iter().filter(|&&p| !p).count()
+        ),
+    }
+}
 
 /// The fidelity binary, built for the guest.
 fn build_fidelity() -> Result<PathBuf> {
@@ -41,23 +80,33 @@ fn build_fidelity() -> Result<PathBuf> {
     )?)
 }
 
-/// The guest script that runs the checks: `--short` for the suite.
-pub(crate) fn script(b: &Boot, exe: &Path, args: &str) -> Result<String> {
+/// The guest script that runs the checks with `args`.
+fn script(b: &Boot, exe: &Path, args: &str) -> Result<String> {
     Ok(format!("{} {args}\n", b.path(exe)?))
+}
+
+/// The guest suite's short form (`cargo xtask test --pass fidelity`).
+pub(crate) fn short_script(b: &Boot) -> Result<String> {
+    let mode = format!(
+        "suite: {}, {}, {} vCPU",
+        b.clock.describe(),
+        b.qemu.describe(),
+        b.cpus
+    );
+    script(
+        b,
+        &build_fidelity()?,
+        &format!("--short --mode {}", guest::sh_quote(&mode)),
+    )
 }
 
 pub(crate) fn run(args: &Args) -> Result<bool> {
     if !(0.2..=60.0).contains(&args.secs) {
         return Err(format!("--secs must be within 0.2-60, not {}", args.secs).into());
     }
-    let exe = build_fidelity()?;
     let out = workspace_root().join("out/fidelity");
     std::fs::create_dir_all(&out)?;
-    let clock = if args.boot.real_time {
-        "real"
-    } else {
-        "virtual"
-    };
+    let clock = mode_slug(&args.boot.boot(1)?);
     let mut jobs = Vec::new();
     for &n in &args.vcpus {
         for boot in 1..=args.boots {
@@ -70,6 +119,18 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
         args.parallel as usize
     };
     let mut verdicts = Vec::new();
+    if args.summarize {
+        for (n, boot) in jobs {
+            let json = out.join(format!("{clock}-cpus{n}-boot{boot}.json"));
+            if json.is_file() {
+                verdicts.push((n, boot, json, 0));
+            }
+        }
+        let summary = summarize(&clock, &verdicts)?;
+        print!("{summary}");
+        return Ok(!summary.contains("| FAIL"));
+    }
+    let exe = build_fidelity()?;
     for chunk in jobs.chunks(parallel) {
         let handles: Vec<_> = chunk
             .iter()
@@ -78,7 +139,11 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
                 b.cpus = n;
                 b.rw_dirs.push(out.clone());
                 let json = out.join(format!("{clock}-cpus{n}-boot{boot}.json"));
-                let mode = format!("{}, {n} vCPU, boot {boot}", b.clock.describe());
+                let mode = format!(
+                    "{}, {}, {n} vCPU, boot {boot}",
+                    b.clock.describe(),
+                    b.qemu.describe()
+                );
                 let s = script(
                     &b,
                     &exe,
@@ -101,15 +166,15 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
             verdicts.push((n, boot, json, code));
         }
     }
-    let summary = summarize(clock, &verdicts)?;
+    let summary = summarize(&clock, &verdicts)?;
     print!("{summary}");
     std::fs::write(out.join(format!("{clock}-summary.md")), &summary)?;
-    Ok(verdicts.iter().all(|v| v.3 == 0) && !summary.contains("| FAIL |"))
+    Ok(verdicts.iter().all(|v| v.3 == 0) && !summary.contains("| FAIL"))
 }
 
 /// Each vCPU count's checks: their figure in each boot, the boots' spread.
 fn summarize(clock: &str, runs: &[(u32, u32, PathBuf, i32)]) -> Result<String> {
-    let mut s = format!("# Fidelity, {clock} time\n\n");
+    let mut s = format!("# Fidelity: {clock}\n\n");
     let mut counts: Vec<u32> = runs.iter().map(|r| r.0).collect();
     counts.dedup();
     for n in counts {
@@ -137,13 +202,20 @@ fn summarize(clock: &str, runs: &[(u32, u32, PathBuf, i32)]) -> Result<String> {
         let checks = first["checks"].as_array().unwrap_or(&empty);
         for (i, c) in checks.iter().enumerate() {
             let per_boot: Vec<&serde_json::Value> = docs.iter().map(|d| &d["checks"][i]).collect();
+            // A figure of a run that did not keep up is NaN (null): its own
+            // verdict says so; the spread is taken over the others.
             let values: Vec<f64> = per_boot
                 .iter()
                 .filter_map(|c| c["value"].as_f64())
+                .filter(|v| v.is_finite() && *v > 0.0)
                 .collect();
-            let spread = values.iter().cloned().fold(f64::MIN, f64::max)
-                / values.iter().cloned().fold(f64::MAX, f64::min);
-            let repeat_ok = values.len() == docs.len() && spread <= REPEAT_BOUND;
+            let spread = if values.len() >= 2 {
+                values.iter().cloned().fold(f64::MIN, f64::max)
+                    / values.iter().cloned().fold(f64::MAX, f64::min)
+            } else {
+                f64::NAN
+            };
+            let repeat_ok = spread.is_nan() || spread <= REPEAT_BOUND;
             let passes: Vec<Option<bool>> = per_boot.iter().map(|c| c["pass"].as_bool()).collect();
             let verdict = if passes.contains(&Some(false)) {
                 "FAIL"

@@ -319,11 +319,13 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
          echo {nsec} > /sys/kernel/debug/rseq/slice_ext_nsec\n\
          export RSEQ_SLICE_CLOCK={clock}\n\
          export RSEQ_SLICE_QEMU={qemu}\n\
+         export RSEQ_SLICE_FIDELITY={fidelity}\n\
          echo \"guest: $(uname -r), $(nproc) vCPU, $RSEQ_SLICE_CLOCK time, clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource), slice_ext_nsec=$(cat /sys/kernel/debug/rseq/slice_ext_nsec), cmdline: $(cat /proc/cmdline | tr ' ' '\\n' | grep -E '^(rseq|tsc)' | tr '\\n' ' ')\"\n\
          cd {root}\n{script}\n",
         nsec = boot.slice_ext_nsec,
         clock = sh_quote(&boot.clock.describe()),
         qemu = sh_quote(boot.qemu.describe()),
+        fidelity = sh_quote(&crate::fidelity::verdict(boot)),
         root = boot.path(workspace_root())?,
     );
     std::fs::write(file.path(), body)?;

@@ -55,8 +55,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Host tests and a smoke run of the locks benchmark, then the guest
-    /// suite: three boots (the feature on: the crate's area and glibc 2.36's
-    /// legacy one; the feature off at boot; glibc 2.41's area, adopted).
+    /// suite: four boots (the feature on: the crate's area and glibc 2.36's
+    /// legacy one; the feature off at boot; glibc 2.41's area, adopted; the
+    /// fidelity checks' short form on one vCPU).
     Test {
         /// Only the host tests.
         #[arg(long, conflicts_with = "guest_only")]
@@ -229,7 +230,7 @@ fn main() {
             boot,
         } => {
             let passes = if passes.is_empty() {
-                vec![Pass::FeatureOn, Pass::Off, Pass::Glibc241]
+                vec![Pass::FeatureOn, Pass::Off, Pass::Glibc241, Pass::Fidelity]
             } else {
                 passes
             };

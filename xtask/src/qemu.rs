@@ -32,6 +32,14 @@ impl Qemu {
         }
     }
 
+    /// A name for files.
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Qemu::Host => "qemu7.2",
+            Qemu::Trixie => "qemu10.0",
+        }
+    }
+
     /// The binary for `vng --qemu`, or `None` for vng's own choice (PATH).
     pub(crate) fn binary(self) -> Result<Option<PathBuf>> {
         match self {

@@ -14,6 +14,10 @@ pub(crate) enum Pass {
     /// The Debian root (glibc 2.41): the library crates' test binaries
     /// with glibc's own optimized area, adopted.
     Glibc241,
+    /// The platform's fidelity checks, short form, on the mode measurements
+    /// trust (one vCPU, virtual time): a change of qemu, kernel or options
+    /// that bends scheduling fails here.
+    Fidelity,
 }
 
 /// A test executable and whether it belongs to one of the library crates.
@@ -182,8 +186,22 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
                     "Debian trixie, glibc 2.41's own area adopted",
                 )
             }
+            Pass::Fidelity => {
+                let mut b = boot.boot(1)?;
+                b.cpus = 1;
+                b.append.retain(|w| w != "rseq_debug=1");
+                (
+                    b,
+                    Vec::new(),
+                    "fidelity checks, short form, 1 vCPU in virtual time",
+                )
+            }
         };
-        let code = guest::run(&b, &suite_script(&b, &runs)?)?;
+        let script = match pass {
+            Pass::Fidelity => crate::fidelity::short_script(&b)?,
+            _ => suite_script(&b, &runs)?,
+        };
+        let code = guest::run(&b, &script)?;
         eprintln!(
             "xtask: guest suite ({what}) {}",
             if code == 0 { "passed" } else { "FAILED" }

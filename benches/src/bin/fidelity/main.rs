@@ -27,7 +27,7 @@ use clap::Parser;
 use rseq_slice_lab::Conditions;
 use serde::Serialize;
 
-use probes::{Served, equal_share, ping_pong, service, speed};
+use probes::{Served, capacity, equal_share, ping_pong, service, speed};
 use sched::{Batch, Hogs, cpus};
 
 #[derive(Parser, Debug)]
@@ -180,9 +180,11 @@ fn main() {
         });
     }
 
-    // The service: n workers, 50 µs a request, half their capacity.
+    // The service: n workers, 50 µs of work a request, at half the capacity
+    // measured here (so the per-request cost of this platform counts).
     let work = Duration::from_micros(50);
-    let capacity = n as f64 / work.as_secs_f64();
+    let capacity = capacity(work, n, d);
+    eprintln!("fidelity: service capacity {capacity:.0} requests/s");
     let run = |load: f64, batch: Option<Batch>| {
         let hogs = batch.map(|b| Hogs::start(n, b, None));
         let s = service(load * capacity, work, n, d);

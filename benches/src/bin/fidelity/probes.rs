@@ -81,19 +81,27 @@ pub(crate) struct Served {
     /// From each request's scheduled arrival to its answer, ns.
     pub(crate) latency: Histogram<u64>,
     pub(crate) offered: u64,
+    /// Requests answered by the end of the offered load (plus 10 ms): a run
+    /// that answers fewer than it was offered fell behind and measures its
+    /// queue. Later answers (the drain) still count in `latency`.
     pub(crate) answered: u64,
 }
 
-/// An open-loop service: a generator schedules `rate` requests a second,
-/// `workers` nice-0 threads (unpinned) take them from one queue and each
-/// spins `work` on it; latency counts from the scheduled arrival, so a late
-/// generator counts too. `d` long, the first tenth discarded.
-pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) -> Served {
-    let queue = Arc::new((Mutex::new(VecDeque::<Instant>::new()), Condvar::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let warm = start + d / 10;
-    let pool: Vec<_> = (0..workers)
+/// The service's queue: requests by their scheduled arrival.
+type Queue = Arc<(Mutex<VecDeque<Instant>>, Condvar)>;
+
+/// `workers` nice-0 threads (unpinned) that take requests from `queue` and
+/// spin `work` on each, until `stop` and an empty queue. Each returns the
+/// latencies (from the scheduled arrival) of requests due from `warm` on,
+/// and how many of those it answered by `end`.
+fn spawn_workers(
+    queue: &Queue,
+    stop: &Arc<AtomicBool>,
+    work: Duration,
+    workers: usize,
+    (warm, end): (Instant, Instant),
+) -> Vec<std::thread::JoinHandle<(Histogram<u64>, u64)>> {
+    (0..workers)
         .map(|_| {
             let (queue, stop) = (queue.clone(), stop.clone());
             std::thread::spawn(move || {
@@ -125,12 +133,25 @@ pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) ->
                     }
                     if due >= warm {
                         let _ = h.record(due.elapsed().as_nanos().max(1) as u64);
-                        answered += 1;
+                        answered += u64::from(Instant::now() <= end);
                     }
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+/// An open-loop service: a generator schedules `rate` requests a second
+/// and `workers` threads answer them ([`spawn_workers`]); latency counts
+/// from the scheduled arrival, so a late generator counts too. `d` long,
+/// the first tenth discarded.
+pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) -> Served {
+    let queue: Queue = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let warm = start + d / 10;
+    let end = start + d + Duration::from_millis(10);
+    let pool = spawn_workers(&queue, &stop, work, workers, (warm, end));
     let gap = Duration::from_secs_f64(1.0 / rate);
     let mut offered = 0u64;
     let mut due = start;
@@ -167,6 +188,30 @@ pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) ->
         offered,
         answered,
     }
+}
+
+/// Requests a second the service's workers answer flat out, on this
+/// platform with its own per-request cost: a queue filled in advance with
+/// about `d` of nominal work, drained.
+pub(crate) fn capacity(work: Duration, workers: usize, d: Duration) -> f64 {
+    let n = (d.as_secs_f64() * workers as f64 / work.as_secs_f64()) as usize;
+    let now = Instant::now();
+    let queue: Queue = Arc::new((Mutex::new(vec![now; n].into()), Condvar::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let far = now + Duration::from_secs(3600);
+    let pool = spawn_workers(&queue, &stop, work, workers, (far, far));
+    let t = Instant::now();
+    queue.1.notify_all();
+    while !queue.0.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    queue.1.notify_all();
+    for w in pool {
+        let _ = w.join();
+    }
+    n as f64 / secs
 }
 
 /// Work units a second that one thread pinned to each CPU in `cpus` does,

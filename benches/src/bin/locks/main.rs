@@ -158,6 +158,9 @@ fn run(cli: Cli) -> Result<()> {
     let conditions = Conditions::detect();
     let clock = Clock::calibrate();
     println!("locks: conditions: {conditions}");
+    if let Some(w) = conditions.warning() {
+        eprintln!("locks: {w}");
+    }
     println!(
         "locks: TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
         clock.ticks_per_us, cli.section_ns, cli.outside_ns, cli.cell_ms, cli.repeats, cli.window

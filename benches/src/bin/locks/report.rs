@@ -153,6 +153,9 @@ fn count(x: f64) -> String {
 
 pub(crate) fn print_table(rows: &BTreeMap<Key, Row>, cli: &Cli, conditions: &Conditions) {
     println!("\nconditions: {conditions}");
+    if let Some(w) = conditions.warning() {
+        println!("{w}");
+    }
     println!(
         "{:<11} {:>4} {:<9} {:>10} {:>17} {:>7} {:>11} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7}",
         "kind",

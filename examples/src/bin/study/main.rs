@@ -138,6 +138,9 @@ fn main() -> Result<()> {
     let cpus = procs::pin(usize::from(args.cpus))?;
     let plan = Plan::new(&args, cpus.len());
     let detected = rseq_slice_lab::Conditions::detect();
+    if let Some(w) = detected.warning() {
+        eprintln!("study: {w}");
+    }
     let conditions = match &args.conditions {
         Some(note) => format!("{note}; {detected}; {kernel}"),
         None => format!("{detected}; {kernel}"),
