@@ -29,7 +29,9 @@
 //!   not: [`Unavailable`], [`Error`], [`Errno`]; who registered:
 //!   [`Registrar`].
 //! - **Sections:** [`critical`], [`SliceGuard`], [`slice_critical`] for a
-//!   future's polls; [`slice_yield`], [`report_grants`].
+//!   future's polls; [`slice_yield`], [`report_grants`]. `slice_critical`
+//!   and the locks initialise a thread at its first section; `SliceGuard`
+//!   and `critical` never do (they stay async-signal-safe).
 //! - **Counters:** [`stats`], [`SliceStats`], [`SharedStats`]; the
 //!   [`runtime`] module for runtime adapters (a per-thread handle, metrics
 //!   and their intervals).

@@ -2,7 +2,9 @@
 //!
 //! One builder call registers and enables every runtime thread (from
 //! `on_thread_start`), publishes per-thread metrics, and lets tasks mark their
-//! short critical sections with [`slice_critical`]. With `--cfg
+//! short critical sections with [`slice_critical`]. The thread that calls
+//! `block_on`, which tokio runs no hook on first, is initialised by its
+//! first `slice_critical` poll (or lock section). With `--cfg
 //! tokio_unstable`, [`SliceConfig`] can also guard the scheduler's own work
 //! between task polls, or whole task polls: both off by default, because
 //! measured they cost more often than they helped (the workspace's

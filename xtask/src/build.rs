@@ -3,6 +3,11 @@
 use super::*;
 
 pub(crate) fn build_locks() -> Result<PathBuf> {
+    build_benches_bin("locks")
+}
+
+/// A release binary of `benches/` (`locks`, `fidelity`), built for the guest.
+pub(crate) fn build_benches_bin(name: &str) -> Result<PathBuf> {
     one(artifacts(
         cargo().args([
             "build",
@@ -10,9 +15,9 @@ pub(crate) fn build_locks() -> Result<PathBuf> {
             "-p",
             "rseq-slice-benches",
             "--bin",
-            "locks",
+            name,
         ]),
-        |a| a["target"]["name"] == "locks",
+        |a| a["target"]["name"] == name,
     )?)
 }
 

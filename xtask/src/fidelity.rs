@@ -67,17 +67,7 @@ pub(crate) fn verdict(b: &Boot) -> String {
 
 /// The fidelity binary, built for the guest.
 fn build_fidelity() -> Result<PathBuf> {
-    one(artifacts(
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "rseq-slice-benches",
-            "--bin",
-            "fidelity",
-        ]),
-        |a| a["target"]["name"] == "fidelity",
-    )?)
+    crate::build::build_benches_bin("fidelity")
 }
 
 /// The guest script that runs the checks with `args`.
