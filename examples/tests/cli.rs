@@ -93,3 +93,49 @@ fn study_rejects_bad_numbers_and_starts_nothing() {
         "a rejected study created {o}"
     );
 }
+
+#[test]
+fn study_refuses_more_cpus_than_it_may_use() {
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-cpus-{}", std::process::id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_study"))
+        .args(["--cpus", "4096", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run the study");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "--cpus 4096 was accepted: {err}");
+    assert!(
+        err.contains("--cpus 4096, but this process may run on"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "a refused study created {}", out.display());
+}
+
+#[test]
+fn a_study_in_which_every_run_failed_exits_non_zero_and_keeps_its_outputs() {
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-exit3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let o = Command::new(env!("CARGO_BIN_EXE_study"))
+        .args([
+            "--service",
+            "exit 3",
+            "--noise",
+            "quiet",
+            "--variants",
+            "off,locks",
+        ])
+        .args(["--rates", "300", "--samples", "300", "--min-secs", "1"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run the study");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "every run failed, yet exit 0: {err}");
+    assert!(err.contains("no run succeeded"), "{err}");
+    assert!(
+        out.join("runs.csv").is_file(),
+        "the failed runs' record is lost"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -112,11 +112,15 @@ impl fmt::Display for Conditions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} vCPU/CPU, {} time, {}, fidelity checks {}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            "{} vCPU/CPU, {} time, {}{}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
             self.cpus,
             self.clock,
             self.qemu,
-            self.fidelity,
+            if self.fidelity == "native" {
+                String::new()
+            } else {
+                format!(", fidelity checks {}", self.fidelity)
+            },
             self.clocksource,
             self.slice_ext_nsec,
             if self.rseq_debug { "on" } else { "off" },

@@ -93,6 +93,13 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
         "study: wrote {}/{{table.md,results.csv,runs.csv,results.json,latency.png,p99_vs_load.png,p999_vs_load.png}}",
         out.display()
     );
+    if runs.is_empty() {
+        // The outputs above are written all the same: they hold the errors.
+        bail!(
+            "no run succeeded ({failed} runs or calibrations failed): see {} (error column)",
+            out.join("runs.csv").display()
+        );
+    }
     Ok(())
 }
 

@@ -92,7 +92,13 @@ pub(crate) fn pin(n: usize) -> Result<Vec<usize>> {
         let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
             .filter(|&c| libc::CPU_ISSET(c, &set))
             .collect();
-        if n == 0 || n >= allowed.len() {
+        if n > allowed.len() {
+            bail!(
+                "--cpus {n}, but this process may run on {} CPUs ({allowed:?})",
+                allowed.len()
+            );
+        }
+        if n == 0 || n == allowed.len() {
             return Ok(allowed);
         }
         let mut new: libc::cpu_set_t = std::mem::zeroed();
