@@ -94,8 +94,8 @@ fn main() {
     // The vCPUs' progress while all run: each its share (fairness), and
     // together (scaling; one host thread runs every vCPU in virtual time, so
     // there instruction-bound work does not scale with vCPUs).
-    let alone = speed(&[0], d)[0];
     if n > 1 {
+        let alone = speed(&[0], d)[0];
         let all = speed(&(0..n).collect::<Vec<_>>(), d);
         let (lo, hi) = all
             .iter()
