@@ -84,6 +84,9 @@ pub(crate) fn qemu_root() -> Result<PathBuf> {
 }
 
 fn cached(kind: &Kind) -> Result<PathBuf> {
+    // Boots started side by side ask at once: one builds, the others wait.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
     let dir = rseq_slice_cache().join(kind.name);
     if dir.join(MARKER).is_file() {
         return Ok(dir);

@@ -25,18 +25,25 @@ pub(crate) struct Args {
     /// each; real-time ones always run one at a time).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=8))]
     parallel: u32,
+    /// Check the study's layout: the last vCPU runs the client alone, the
+    /// service and the hogs the others (so `--vcpus 2` checks a one-vCPU
+    /// service).
+    #[arg(long)]
+    client_cpu: bool,
 }
 
 /// How far two boots' figures of one check may differ (max / min).
 const REPEAT_BOUND: f64 = 1.5;
 
-/// The file slug of a boot's platform mode (`virtual-qemu10.0`).
+/// The file slug of a boot's platform mode (`virtual-qemu10.0`, and
+/// `-client` for the study's layout).
 fn mode_slug(b: &Boot) -> String {
     let clock = match b.clock {
         guest::Clock::Real => "real",
         guest::Clock::Virtual { .. } => "virtual",
     };
-    format!("{clock}-{}", b.qemu.slug())
+    let layout = if b.client_cpu { "-client" } else { "" };
+    format!("{clock}-{}{layout}", b.qemu.slug())
 }
 
 /// What the last `cargo xtask fidelity` said of `b`'s platform mode and
@@ -96,7 +103,12 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     }
     let out = workspace_root().join("out/fidelity");
     std::fs::create_dir_all(&out)?;
-    let clock = mode_slug(&args.boot.boot(1)?);
+    let mut probe = args.boot.boot(1)?;
+    probe.client_cpu = args.client_cpu;
+    if args.client_cpu && args.vcpus.contains(&1) {
+        return Err("--client-cpu needs 2 or more vCPUs (one is the client's)".into());
+    }
+    let clock = mode_slug(&probe);
     let mut jobs = Vec::new();
     for &n in &args.vcpus {
         for boot in 1..=args.boots {
@@ -127,6 +139,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
             .map(|&(n, boot)| {
                 let mut b = args.boot.boot(n)?;
                 b.cpus = n;
+                b.client_cpu = args.client_cpu;
                 b.rw_dirs.push(out.clone());
                 let json = out.join(format!("{clock}-cpus{n}-boot{boot}.json"));
                 let mode = format!(
@@ -138,8 +151,9 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
                     &b,
                     &exe,
                     &format!(
-                        "--secs {} --mode {} --json {}",
+                        "--secs {}{} --mode {} --json {}",
                         args.secs,
+                        if args.client_cpu { " --client-cpu" } else { "" },
                         guest::sh_quote(&mode),
                         b.path(&json)?
                     ),

@@ -50,6 +50,9 @@ pub(crate) struct Boot {
     pub(crate) root: Root,
     /// The qemu that runs it.
     pub(crate) qemu: crate::qemu::Qemu,
+    /// The study's layout: the last vCPU is the client's alone. Only the
+    /// fidelity verdict reads it (the layout is checked apart).
+    pub(crate) client_cpu: bool,
 }
 
 /// The guest's root filesystem.
@@ -233,8 +236,12 @@ pub(crate) fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Install qemu (Debian) and virtme-ng (PyPI) when missing.
+/// Install qemu (Debian) and virtme-ng (PyPI) when missing. Boots started
+/// side by side call it at once: one installs, the others wait and find
+/// the tools there.
 pub(crate) fn ensure_tools() -> Result<()> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|p| p.into_inner());
     let qemu = have("qemu-system-x86_64");
     let vng_found = vng().is_some();
     if qemu && vng_found {
@@ -499,6 +506,7 @@ mod tests {
             clock: Clock::Virtual { shift: 0 },
             root,
             qemu: crate::qemu::Qemu::Host,
+            client_cpu: false,
         }
     }
 

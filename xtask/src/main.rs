@@ -208,6 +208,7 @@ impl BootArgs {
                 guest::Clock::Virtual { shift: self.shift }
             },
             qemu: self.qemu,
+            client_cpu: false,
             root: if self.debian_root {
                 guest::Root::Debian(debian_root::root()?)
             } else {

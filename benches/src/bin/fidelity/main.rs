@@ -42,6 +42,12 @@ struct Cli {
     /// Write the results as JSON here too.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The study's layout: the last vCPU runs the client (the request
+    /// generator) alone; the workers and the hogs run on the others. The
+    /// checks of every vCPU busy at once (fairness, scaling, equal shares)
+    /// do not apply and are left out.
+    #[arg(long)]
+    client_cpu: bool,
     /// A label for the platform mode, stored with the results.
     #[arg(long, default_value = "")]
     mode: String,
@@ -86,7 +92,17 @@ fn main() {
         std::process::exit(2);
     }
     let d = Duration::from_secs_f64(if cli.short { 1.0 } else { cli.secs });
-    let n = cpus();
+    let all = cpus();
+    if cli.client_cpu && all < 2 {
+        eprintln!("fidelity: --client-cpu needs 2 or more CPUs, not {all}");
+        std::process::exit(2);
+    }
+    // The service's CPUs and workers, and the client's CPU.
+    let (n, svc, client): (usize, Vec<usize>, Option<usize>) = if cli.client_cpu {
+        (all - 1, (0..all - 1).collect(), Some(all - 1))
+    } else {
+        (all, Vec::new(), None)
+    };
     let conditions = Conditions::detect();
     eprintln!("fidelity: {conditions}");
     let mut checks = Vec::new();
@@ -94,7 +110,7 @@ fn main() {
     // The vCPUs' progress while all run: each its share (fairness), and
     // together (scaling; one host thread runs every vCPU in virtual time, so
     // there instruction-bound work does not scale with vCPUs).
-    if n > 1 {
+    if n > 1 && !cli.client_cpu {
         let alone = speed(&[0], d)[0];
         let all = speed(&(0..n).collect::<Vec<_>>(), d);
         let (lo, hi) = all
@@ -119,7 +135,7 @@ fn main() {
     }
 
     // Equal hogs on one CPU.
-    if !cli.short {
+    if !cli.short && !cli.client_cpu {
         let share = equal_share(n, d);
         checks.push(Check {
             name: "equal_share",
@@ -145,8 +161,8 @@ fn main() {
         pass: None,
         value: us(&same, 0.99),
     });
-    let reference = if n > 1 {
-        let cross = ping_pong(0, n - 1, d);
+    let reference = if all > 1 {
+        let cross = ping_pong(0, all - 1, d);
         let p99 = us(&cross, 0.99);
         let bound = 3.0 * us(&same, 0.99) + 20.0;
         checks.push(Check {
@@ -164,8 +180,8 @@ fn main() {
         same
     };
     {
-        let hogs = Hogs::start(n, Batch::Nice19, None);
-        let h = ping_pong(0, n - 1, d);
+        let hogs = Hogs::start(n, Batch::Nice19, &svc);
+        let h = ping_pong(0, all - 1, d);
         drop(hogs);
         let (p99, bound) = (us(&h, 0.99), 3.0 * us(&reference, 0.99) + 20.0);
         checks.push(Check {
@@ -183,11 +199,11 @@ fn main() {
     // The service: n workers, 50 µs of work a request, at half the capacity
     // measured here (so the per-request cost of this platform counts).
     let work = Duration::from_micros(50);
-    let capacity = capacity(work, n, d);
+    let capacity = capacity(work, (n, &svc), d);
     eprintln!("fidelity: service capacity {capacity:.0} requests/s");
     let run = |load: f64, batch: Option<Batch>| {
-        let hogs = batch.map(|b| Hogs::start(n, b, None));
-        let s = service(load * capacity, work, n, d);
+        let hogs = batch.map(|b| Hogs::start(n, b, &svc));
+        let s = service(load * capacity, work, (n, &svc), client, d);
         drop(hogs);
         s
     };
@@ -248,6 +264,7 @@ fn main() {
             "mode": cli.mode,
             "conditions": conditions,
             "short": cli.short,
+            "client_cpu": cli.client_cpu,
             "secs": d.as_secs_f64(),
             "checks": checks,
             "passed": failed == 0,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::sched::{Batch, Hogs, pin};
+use crate::sched::{Batch, Hogs, pin, pin_set};
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
@@ -90,7 +90,7 @@ pub(crate) struct Served {
 /// The service's queue: requests by their scheduled arrival.
 type Queue = Arc<(Mutex<VecDeque<Instant>>, Condvar)>;
 
-/// `workers` nice-0 threads (unpinned) that take requests from `queue` and
+/// `workers` nice-0 threads (on `cpus`; empty: the creator's) that take requests from `queue` and
 /// spin `work` on each, until `stop` and an empty queue. Each returns the
 /// latencies (from the scheduled arrival) of requests due from `warm` on,
 /// and how many of those it answered by `end`.
@@ -98,13 +98,14 @@ fn spawn_workers(
     queue: &Queue,
     stop: &Arc<AtomicBool>,
     work: Duration,
-    workers: usize,
+    (workers, cpus): (usize, &[usize]),
     (warm, end): (Instant, Instant),
 ) -> Vec<std::thread::JoinHandle<(Histogram<u64>, u64)>> {
     (0..workers)
         .map(|_| {
-            let (queue, stop) = (queue.clone(), stop.clone());
+            let (queue, stop, cpus) = (queue.clone(), stop.clone(), cpus.to_vec());
             std::thread::spawn(move || {
+                pin_set(&cpus);
                 let mut h = histogram();
                 let mut answered = 0u64;
                 loop {
@@ -144,14 +145,24 @@ fn spawn_workers(
 /// An open-loop service: a generator schedules `rate` requests a second
 /// and `workers` threads answer them ([`spawn_workers`]); latency counts
 /// from the scheduled arrival, so a late generator counts too. `d` long,
-/// the first tenth discarded.
-pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) -> Served {
+/// the first tenth discarded. The generator runs on `client` (none: where
+/// the caller runs), the workers on `cpus` (empty: the caller's CPUs).
+pub(crate) fn service(
+    rate: f64,
+    work: Duration,
+    (workers, cpus): (usize, &[usize]),
+    client: Option<usize>,
+    d: Duration,
+) -> Served {
     let queue: Queue = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let warm = start + d / 10;
     let end = start + d + Duration::from_millis(10);
-    let pool = spawn_workers(&queue, &stop, work, workers, (warm, end));
+    let pool = spawn_workers(&queue, &stop, work, (workers, cpus), (warm, end));
+    if let Some(c) = client {
+        pin(c);
+    }
     let gap = Duration::from_secs_f64(1.0 / rate);
     let mut offered = 0u64;
     let mut due = start;
@@ -193,13 +204,13 @@ pub(crate) fn service(rate: f64, work: Duration, workers: usize, d: Duration) ->
 /// Requests a second the service's workers answer flat out, on this
 /// platform with its own per-request cost: a queue filled in advance with
 /// about `d` of nominal work, drained.
-pub(crate) fn capacity(work: Duration, workers: usize, d: Duration) -> f64 {
+pub(crate) fn capacity(work: Duration, (workers, cpus): (usize, &[usize]), d: Duration) -> f64 {
     let n = (d.as_secs_f64() * workers as f64 / work.as_secs_f64()) as usize;
     let now = Instant::now();
     let queue: Queue = Arc::new((Mutex::new(vec![now; n].into()), Condvar::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let far = now + Duration::from_secs(3600);
-    let pool = spawn_workers(&queue, &stop, work, workers, (far, far));
+    let pool = spawn_workers(&queue, &stop, work, (workers, cpus), (far, far));
     let t = Instant::now();
     queue.1.notify_all();
     while !queue.0.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
@@ -254,7 +265,7 @@ pub(crate) fn speed(cpus: &[usize], d: Duration) -> Vec<f64> {
 /// over the larger's, the worst CPU's.
 pub(crate) fn equal_share(cpus: usize, d: Duration) -> f64 {
     let pairs: Vec<Hogs> = (0..cpus)
-        .map(|c| Hogs::start(2, Batch::Nice0, Some(c)))
+        .map(|c| Hogs::start(2, Batch::Nice0, &[c]))
         .collect();
     std::thread::sleep(d);
     pairs

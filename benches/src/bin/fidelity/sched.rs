@@ -35,8 +35,18 @@ pub(crate) fn cpus() -> usize {
 
 /// Pin the calling thread to `cpu`.
 pub(crate) fn pin(cpu: usize) {
+    pin_set(&[cpu]);
+}
+
+/// Let the calling thread run on `cpus` only (empty: leave it as it is).
+pub(crate) fn pin_set(cpus: &[usize]) {
+    if cpus.is_empty() {
+        return;
+    }
     let mut set = CpuSet::new();
-    set.set(cpu);
+    for &c in cpus {
+        set.set(c);
+    }
     // A CPU the process may not use leaves the thread where it was: the
     // check that asked for it then measures less than it says, never wrongly.
     let _ = rustix::thread::sched_setaffinity(None, &set);
@@ -77,16 +87,15 @@ pub(crate) struct Hogs {
 }
 
 impl Hogs {
-    /// `n` hogs of `batch`, pinned to `cpu` (`Some`) or free to move.
-    pub(crate) fn start(n: usize, batch: Batch, cpu: Option<usize>) -> Hogs {
+    /// `n` hogs of `batch`, each free to move among `cpus` (empty: among
+    /// the creator's CPUs).
+    pub(crate) fn start(n: usize, batch: Batch, cpus: &[usize]) -> Hogs {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..n)
             .map(|_| {
-                let stop = stop.clone();
+                let (stop, cpus) = (stop.clone(), cpus.to_vec());
                 std::thread::spawn(move || {
-                    if let Some(c) = cpu {
-                        pin(c);
-                    }
+                    pin_set(&cpus);
                     become_batch(batch);
                     let start = thread_cpu_time();
                     while !stop.load(Ordering::Relaxed) {
