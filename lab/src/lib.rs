@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod clustered;
 mod conditions;
 pub mod plot;
+pub mod runs;
 
 pub use bootstrap::{Ci, Weighted};
 pub use clustered::Clustered;
