@@ -47,6 +47,11 @@ pub struct LoadReport {
     pub curve: Vec<(f64, u64)>,
     /// The service's own `/metrics` at the end (slice counters).
     pub service: serde_json::Value,
+    /// Median latency of the requests scheduled in the first and in the
+    /// second half of the measured window (open loop; `[0, 0]` unknown): a
+    /// backlog that grows shows as a second half far slower than the first.
+    #[serde(default)]
+    pub halves_p50: [u64; 2],
     /// The recorded latencies: a V2 serialized HDR histogram, base64
     /// ([`decode_hist`]), for the bootstrap.
     #[serde(default)]
@@ -99,6 +104,7 @@ pub fn summarize(
         mean: h.mean(),
         curve: CURVE.iter().map(|&p| (p, q(p))).collect(),
         service,
+        halves_p50: [0, 0],
         hist: encode_hist(h),
     }
 }

@@ -1,11 +1,12 @@
 //! The study's web service: axum on a tokio multi-thread runtime, handlers
 //! taking short critical sections on shared state.
 //!
-//! Variants (`--variant`): `off` is a plain runtime; `sched` adds
-//! `with_slice_config(SliceConfig::new().scheduler_sections(true))` (needs
-//! `--cfg tokio_unstable`); `polls` is `sched` plus whole task polls as
-//! sections (`task_polls(true)`); `locks` is `sched` plus slice-aware lock
-//! holds (see `rseq_slice_examples::state`). `--lock` picks the hot lock,
+//! Variants (`--variant`): `off` is a plain runtime; `locks` is what ships,
+//! `with_slice_extension()` with its defaults, plus slice-aware lock holds
+//! (see `rseq_slice_examples::state`); `sched` is scheduler sections alone
+//! (`SliceConfig::new().scheduler_sections(true)`, needs `--cfg
+//! tokio_unstable`); `polls` is `sched` plus whole task polls as sections
+//! (`task_polls(true)`). `--lock` picks the hot lock,
 //! `--hold-us` its hold time. Prints `listening <port>` on stdout; `GET
 //! /metrics` answers the slice counters and the hot lock's statistics.
 
@@ -121,8 +122,9 @@ fn main() -> Result<()> {
     let metrics = if args.variant == Variant::Off {
         None
     } else {
+        // `locks`: the one-liner's defaults (`with_slice_extension()`).
         let cfg = SliceConfig::new()
-            .scheduler_sections(true)
+            .scheduler_sections(matches!(args.variant, Variant::Sched | Variant::Polls))
             .task_polls(args.variant == Variant::Polls);
         let m = cfg.metrics();
         b.with_slice_config(cfg);

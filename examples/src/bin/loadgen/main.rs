@@ -115,12 +115,15 @@ async fn run(args: &Args) -> Result<LoadReport> {
         conns.push(connect(&args.addr).await?);
     }
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
+    // The requests scheduled in the second half of the measured window.
+    let late: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
     let done: Arc<Vec<AtomicBool>> = Arc::new((0..total).map(|_| AtomicBool::new(false)).collect());
     let errors = Arc::new(AtomicU64::new(0));
     let last_done = Arc::new(Mutex::new(Instant::now()));
     let (tx, rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let start = Instant::now() + Duration::from_millis(20);
+    let mid = start + warm + (Duration::from_secs_f64(args.duration).saturating_sub(warm)) / 2;
     // The pacer: a plain thread, so pacing has the kernel timer's precision.
     let pacer = std::thread::spawn(move || {
         for i in 0..total {
@@ -137,6 +140,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
     let mut tasks = tokio::task::JoinSet::new();
     for mut c in conns {
         let (rx, hist, done, errors) = (rx.clone(), hist.clone(), done.clone(), errors.clone());
+        let late = late.clone();
         let last_done = last_done.clone();
         let addr = args.addr.clone();
         let (template, keys) = (args.path.clone(), args.keys);
@@ -154,6 +158,11 @@ async fn run(args: &Args) -> Result<LoadReport> {
                         if at >= start + warm {
                             let us = (lat.as_micros() as u64).max(1);
                             if let Ok(mut h) = hist.lock() {
+                                h.saturating_record(us);
+                            }
+                            if at >= mid
+                                && let Ok(mut h) = late.lock()
+                            {
                                 h.saturating_record(us);
                             }
                             if let Ok(mut l) = last_done.lock() {
@@ -185,18 +194,30 @@ async fn run(args: &Args) -> Result<LoadReport> {
     let mut h = hist
         .lock()
         .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    let mut late = late
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
     let ok_measured = h.len();
     for i in 0..total {
         let at = start + period.mul_f64(i as f64);
         if !done[i as usize].load(Ordering::Relaxed) {
             missing += 1;
+            let age = (finished.saturating_duration_since(at).as_micros() as u64).max(1);
             if at >= start + warm {
-                h.saturating_record(
-                    (finished.saturating_duration_since(at).as_micros() as u64).max(1),
-                );
+                h.saturating_record(age);
+            }
+            if at >= mid {
+                late.saturating_record(age);
             }
         }
     }
+    let mut early = h.clone();
+    let halves_p50 = match early.subtract(&*late) {
+        Ok(()) if !early.is_empty() && !late.is_empty() => {
+            [early.value_at_quantile(0.5), late.value_at_quantile(0.5)]
+        }
+        _ => [0, 0],
+    };
     // Answers per second from the end of the warm-up until the last answer
     // (or the deadline): a service that falls behind shows a throughput
     // under the offered rate even when the grace period lets it catch up.
@@ -206,7 +227,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
         .as_secs_f64()
         .max(args.duration - warm.as_secs_f64())
         .max(1e-3);
-    Ok(summarize(
+    let mut report = summarize(
         &h,
         args.rate,
         args.duration,
@@ -216,5 +237,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
         missing,
         measured,
         service,
-    ))
+    );
+    report.halves_p50 = halves_p50;
+    Ok(report)
 }

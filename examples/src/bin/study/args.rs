@@ -38,11 +38,15 @@ impl Noise {
 pub(crate) enum Variant {
     /// A plain tokio runtime.
     Off,
+    /// `off` again under another label: the A/A control, whose differences
+    /// from `off` are the method's false positives.
+    Control,
     /// Scheduler sections.
     Sched,
     /// Scheduler sections and whole task polls.
     Polls,
-    /// Scheduler sections and slice-aware lock holds.
+    /// What ships: `with_slice_extension()` with its defaults, plus
+    /// slice-aware lock holds.
     Locks,
 }
 
@@ -65,7 +69,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) smoke: bool,
     /// Offered loads as fractions of the calibrated capacity [default:
-    /// 0.8,0.95; --full: 0.5,0.8,0.9,0.95; --smoke: 0.5].
+    /// 0.5,0.8; --full: 0.3,0.5,0.7,0.8,0.9; --smoke: 0.5].
     #[arg(long, value_delimiter = ',', value_parser = cli::load)]
     pub(crate) loads: Option<Vec<f64>>,
     /// Absolute rates (req/s) instead of --loads: no calibration.
@@ -74,7 +78,8 @@ pub(crate) struct Args {
     /// Noise kinds [default: batch; --smoke: quiet,both; --full: each].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) noise: Option<Vec<Noise>>,
-    /// Variants [default: off,sched,locks; --full: off,sched,polls,locks].
+    /// Variants [default: off,control,locks; --smoke: off,locks; --full:
+    /// off,control,sched,polls,locks].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) variants: Option<Vec<Variant>>,
     /// The bundled service's hot lock kinds [default: parking; --full: each].
@@ -87,11 +92,12 @@ pub(crate) struct Args {
     /// [default: 1; --full: 1, 2].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) workers_per_cpu: Option<Vec<u16>>,
-    /// Repeats of each cell [default: 3; --smoke: 1].
+    /// Repeats of each cell in this boot [default: 5, so that two boots
+    /// give 10 a cell; --smoke: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) repeats: Option<u32>,
     /// Requests recorded per run after the warm-up (sets the run's length:
-    /// max(--min-secs, samples / rate + warm-up)) [default: 20000; --smoke: 2000].
+    /// max(--min-secs, samples / rate + warm-up)) [default: 8000; --smoke: 2000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) samples: Option<u64>,
     /// Shortest run, seconds (warm-up included) [default: 1; --smoke: 1.5].
@@ -107,17 +113,21 @@ pub(crate) struct Args {
     /// check) [default: 3; --full: 5; --smoke: 1].
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
-    /// Bootstrap: `runs` (two-stage: the runs with replacement, then
-    /// requests from them) or `requests` (the pooled requests as if
-    /// independent: narrower, blind to run-to-run differences).
-    #[arg(long, value_enum, default_value = "runs")]
-    pub(crate) bootstrap: crate::stats::Method,
-    /// Bootstrap resamples per interval.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
-    pub(crate) resamples: u32,
-    /// Seed of the bootstrap.
-    #[arg(long, default_value_t = 1)]
-    pub(crate) seed: u64,
+    /// Calibrations of each configuration in this boot; the capacity is
+    /// the median of every calibration runs.jsonl holds [default: 2; --smoke: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) calibrations: Option<u32>,
+    /// Calibrate, then stop (the xtask calibrates every boot first, then
+    /// gives each boot all the calibrations).
+    #[arg(long)]
+    pub(crate) calibrate_only: bool,
+    /// This boot's label, stored with every run (runs of several boots
+    /// merge into one runs.jsonl).
+    #[arg(long, default_value = "")]
+    pub(crate) boot: String,
+    /// The latency target of "capacity at the SLO": p99.9 under this, µs.
+    #[arg(long, default_value_t = 2000.0, value_parser = cli::rate)]
+    pub(crate) slo_us: f64,
     /// Cache shards of the bundled service.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) shards: u16,
@@ -127,12 +137,18 @@ pub(crate) struct Args {
     /// A hot-lock hold longer than this counts as preempted, µs.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) preempted_us: u64,
-    /// Load generator connections (open and closed loop).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    /// Load generator connections, each with one request in flight: enough
+    /// to carry rate x worst latency (open and closed loop).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub(crate) connections: u16,
     /// Pin everything to the first N CPUs the study may use; 0: all of them.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=4096))]
     pub(crate) cpus: u16,
+    /// The last of those CPUs is the client's alone: loadgen runs there,
+    /// the service and the noise on the others (a remote client in
+    /// miniature).
+    #[arg(long)]
+    pub(crate) client_cpu: bool,
     /// Output directory.
     #[arg(long, default_value = "out/study")]
     pub(crate) out: PathBuf,

@@ -1,13 +1,16 @@
 //! The tail-latency study: each configuration's capacity is calibrated
-//! closed-loop with `off`, then every variant is offered the same fractions
-//! of it, open loop, each run a fresh service + noise + load generator on
-//! loopback, repeated with the variants alternated. Every run is appended to
-//! `runs.jsonl` as it ends; the tables, CSVs, JSON and plots are rebuilt
-//! from that file alone. See `docs/study.md`.
+//! with `off` (closed loop, then open loop; repeated, the median taken),
+//! then every variant, the A/A control among them, is offered the same
+//! fractions of it, open loop, each run a fresh service + noise + load
+//! generator on loopback (the generator on a CPU of its own with
+//! `--client-cpu`), repeated with the variants alternated. Every run is
+//! appended to `runs.jsonl` as it ends; the tables, CSVs, JSON and plots
+//! are rebuilt from that file alone, runs as the unit. See
+//! `docs/study.md`.
 //!
 //! Modules: [`args`] (flags), [`plan`] (the matrix), [`procs`] (child
 //! processes, CPUs), [`run`] (one run), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
-//! (runs.jsonl), [`stats`] (pooling, bootstrap intervals), [`table`] and
+//! (runs.jsonl), [`stats`] (runs to cells, ratios, stability), [`table`] and
 //! [`plot`] (outputs).
 
 mod args;
@@ -30,17 +33,10 @@ use crate::args::Args;
 use crate::plan::{Config, Plan};
 use crate::store::{Record, latest_ok};
 
-/// How intervals are computed.
-#[derive(Debug)]
-struct Boot {
-    method: stats::Method,
-    resamples: usize,
-    seed: u64,
-}
-
 /// Every output from runs.jsonl: table.md (printed), results.csv, runs.csv,
 /// results.json, latency.png, p99_vs_load.png, p999_vs_load.png.
-fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
+fn write_all(out: &Path, loaded: &store::Loaded, slo_us: f64) -> Result<()> {
+    let records = &loaded.records;
     let ok = latest_ok(records);
     let runs: Vec<&Record> = ok.iter().copied().filter(|r| r.kind == "run").collect();
     let calibrations: Vec<(Config, f64)> = ok
@@ -52,8 +48,11 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
     let Some(first) = records.first() else {
         bail!("{} holds no runs", out.join("runs.jsonl").display());
     };
-    let cells = stats::summarize(&runs, boot.method, boot.resamples, boot.seed);
-    let t = table::markdown(&cells, &calibrations);
+    let cells = stats::summarize(&runs);
+    let mut t = table::markdown(&cells, &calibrations, slo_us);
+    for why in &loaded.skipped {
+        t += &format!("\nSkipped: {why}\n");
+    }
     let conditions = &first.conditions;
     println!("\n{conditions}\n{t}");
     if failed > 0 {
@@ -62,16 +61,21 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
     std::fs::write(out.join("table.md"), format!("{conditions}\n{t}"))?;
     table::results_csv(&out.join("results.csv"), &cells)?;
     table::runs_csv(&out.join("runs.csv"), records)?;
+    let (aa_n, aa_raw, aa_holm) = stats::control_false_positives(&cells);
     let json = serde_json::json!({
         "conditions": conditions,
         "conditions_detail": first.conditions_detail,
         "service": first.service,
-        "note": "loads are fractions of each configuration's capacity, measured with the off variant (closed loop, then open loop at that rate unless --closed-only); every variant of a configuration gets the same absolute rates",
+        "note": "runs are the unit: each run's quantiles; ratios are Hodges-Lehmann shifts of the runs' log quantiles with exact Mann-Whitney intervals and p-values, Holm-corrected over the matrix; loads are fractions of each configuration's capacity (the median of its calibrations with off); every variant gets the same absolute rates",
         "calibrations": calibrations,
-        "bootstrap": { "method": format!("{:?}", boot.method).to_lowercase(), "resamples": boot.resamples, "seed": boot.seed, "level": 0.95 },
+        "method": { "ratio": "hodges-lehmann on log quantiles", "test": "mann-whitney exact", "correction": "holm", "level": 0.95, "min_runs": stats::MIN_RUNS, "min_boots": stats::MIN_BOOTS },
+        "control": { "comparisons": aa_n, "p_below_5pc": aa_raw, "significant_after_holm": aa_holm },
+        "slo_us": slo_us,
+        "slo_capacity": stats::slo_capacity(&cells, slo_us),
         "cells": cells,
         "runs": runs.len(),
         "failed": failed,
+        "skipped_lines": loaded.skipped,
     });
     std::fs::write(
         out.join("results.json"),
@@ -93,6 +97,10 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
         "study: wrote {}/{{table.md,results.csv,runs.csv,results.json,latency.png,p99_vs_load.png,p999_vs_load.png}}",
         out.display()
     );
+    if runs.is_empty() && !calibrations.is_empty() && failed == 0 {
+        // --calibrate-only: nothing else was asked for.
+        return Ok(());
+    }
     if runs.is_empty() {
         // The outputs above are written all the same: they hold the errors.
         bail!(
@@ -105,14 +113,8 @@ fn write_all(out: &Path, records: &[Record], boot: &Boot) -> Result<()> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let boot = Boot {
-        method: args.bootstrap,
-        resamples: args.resamples as usize,
-        seed: args.seed,
-    };
     if args.replot {
-        let records = store::load(&args.out)?;
-        return write_all(&args.out, &records, &boot);
+        return write_all(&args.out, &store::load(&args.out)?, args.slo_us);
     }
     if !args.path.starts_with('/') || !args.metrics_path.starts_with('/') {
         bail!("--path and --metrics-path start with '/'");
@@ -143,14 +145,28 @@ fn main() -> Result<()> {
         ),
     };
     let cpus = procs::pin(usize::from(args.cpus))?;
-    let plan = Plan::new(&args, cpus.len());
+    let (service_cpus, client_cpu) = match (args.client_cpu, cpus.split_last()) {
+        (true, Some((&c, rest))) if !rest.is_empty() => (rest.to_vec(), Some(c)),
+        (true, _) => bail!(
+            "--client-cpu needs 2 or more CPUs (one is the client's), not {}",
+            cpus.len()
+        ),
+        (false, _) => (cpus.clone(), None),
+    };
+    let plan = Plan::new(&args, service_cpus.len());
     let detected = rseq_slice_lab::Conditions::detect();
     if let Some(w) = detected.warning() {
         eprintln!("study: {w}");
     }
+    let client = match client_cpu {
+        Some(c) => format!(
+            "client: loadgen alone on CPU {c}, the service and the noise on {service_cpus:?}"
+        ),
+        None => format!("client: loadgen shares CPUs {service_cpus:?} with the service and the noise"),
+    };
     let conditions = match &args.conditions {
-        Some(note) => format!("{note}; {detected}; {kernel}"),
-        None => format!("{detected}; {kernel}"),
+        Some(note) => format!("{note}; {detected}; {kernel}; {client}"),
+        None => format!("{detected}; {kernel}; {client}"),
     };
     eprintln!(
         "study: {conditions}; pinned to CPUs {cpus:?}\nstudy: {} configurations x {} levels x {} variants x {} repeats = {} runs, >= {} requests each after {} s of warm-up",
@@ -165,7 +181,7 @@ fn main() -> Result<()> {
     let logs = args.out.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let previous = if args.resume {
-        store::load(&args.out)?
+        store::load(&args.out)?.records
     } else {
         Vec::new()
     };
@@ -181,20 +197,29 @@ fn main() -> Result<()> {
         connections: args.connections,
         path: args.path.clone(),
         metrics_path: args.metrics_path.clone(),
+        service_cpus,
+        client_cpu,
     };
     let meta = matrix::Meta {
         conditions,
         detail: serde_json::to_value(&detected)?,
         service: args.service.clone().unwrap_or_else(|| "bundled".into()),
+        boot: args.boot.clone(),
     };
     if ctx.service.is_some() {
         procs::kill_group_on_interrupt();
     }
     let started = std::time::Instant::now();
-    matrix::run(&ctx, &meta, &mut st, &previous, !args.closed_only)?;
+    matrix::run(
+        &ctx,
+        &meta,
+        &mut st,
+        &previous,
+        (!args.closed_only, args.calibrate_only),
+    )?;
     eprintln!(
         "study: matrix done in {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    write_all(&args.out, &store::load(&args.out)?, &boot)
+    write_all(&args.out, &store::load(&args.out)?, args.slo_us)
 }

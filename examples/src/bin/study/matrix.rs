@@ -1,7 +1,8 @@
-//! Running the matrix: calibrate each configuration once (or reuse the
-//! calibration runs.jsonl holds), then every run in plan order, each
-//! appended to runs.jsonl as it ends. A failed run is recorded with its
-//! error and the matrix goes on.
+//! Running the matrix: calibrate each configuration `--calibrations` times
+//! (runs.jsonl may hold other boots' calibrations too: the capacity is the
+//! median of all), then every run in plan order, each appended to
+//! runs.jsonl as it ends. A failed run is recorded with its error and the
+//! matrix goes on.
 
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
@@ -21,6 +22,20 @@ pub(crate) struct Meta {
     pub(crate) conditions: String,
     pub(crate) detail: serde_json::Value,
     pub(crate) service: String,
+    /// This boot's label (`--boot`; empty: none).
+    pub(crate) boot: String,
+}
+
+impl Meta {
+    /// A plan key as stored: prefixed with the boot, so that the runs of
+    /// several boots merge into one runs.jsonl.
+    pub(crate) fn key(&self, plan_key: &str) -> String {
+        if self.boot.is_empty() {
+            plan_key.to_string()
+        } else {
+            format!("boot={} {plan_key}", self.boot)
+        }
+    }
 }
 
 fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Cell>) -> Record {
@@ -42,6 +57,7 @@ fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Ce
         conditions_detail: meta.detail.clone(),
         service: meta.service.clone(),
         finished: 0,
+        boot: meta.boot.clone(),
     }
 }
 
@@ -62,31 +78,119 @@ fn finish(store: &mut Store, mut r: Record) -> Result<Record> {
     Ok(r)
 }
 
-/// Run what `previous` (runs.jsonl, when resuming) does not hold yet.
+/// Every calibration this boot still owes (`plan.calibrations` per
+/// configuration), then each configuration's capacity: the median of every
+/// successful calibration of it in `previous` and here, whatever its boot.
+fn calibrate_all(
+    ctx: &Ctx,
+    meta: &Meta,
+    store: &mut Store,
+    previous: &[Record],
+    done: &HashSet<&str>,
+    check: bool,
+) -> Result<HashMap<String, Result<f64, String>>> {
+    let mut rates: HashMap<String, Vec<f64>> = HashMap::new();
+    for r in latest_ok(previous).iter().filter(|r| r.kind == "calibration") {
+        rates.entry(r.config.key()).or_default().push(r.rate);
+    }
+    let mut errors: HashMap<String, String> = HashMap::new();
+    for config in &ctx.plan.configs {
+        for repeat in 0..ctx.plan.calibrations {
+            let key = meta.key(&Record::calibration_key(config, repeat));
+            if done.contains(key.as_str()) {
+                continue;
+            }
+            eprintln!(
+                "study: calibrating {} (off), {} of {}",
+                config.label(),
+                repeat + 1,
+                ctx.plan.calibrations
+            );
+            let tag = tag(&key);
+            let mut r = record(meta, "calibration", key, config, None);
+            r.duration = ctx.plan.calibrate_secs;
+            match calibrate::capacity(ctx, config, &tag, check) {
+                Ok(cap) => {
+                    eprintln!(
+                        "study: capacity {:.0} req/s (closed loop {:.0}{})",
+                        cap.rate,
+                        cap.closed.throughput,
+                        cap.open.as_ref().map_or(String::new(), |o| format!(
+                            ", open loop at that rate {:.0}",
+                            o.throughput
+                        ))
+                    );
+                    (r.rate, r.ok) = (cap.rate, true);
+                    (r.report, r.check) = (Some(cap.closed), cap.open);
+                    rates.entry(config.key()).or_default().push(cap.rate);
+                }
+                Err(e) => {
+                    eprintln!("study: calibration failed: {e:#}");
+                    r.error = Some(format!("{e:#}"));
+                    errors.insert(config.key(), format!("calibration failed: {e:#}"));
+                }
+            }
+            finish(store, r)?;
+        }
+    }
+    Ok(ctx
+        .plan
+        .configs
+        .iter()
+        .map(|c| {
+            let k = c.key();
+            let cap = match rates.get(&k) {
+                Some(v) if !v.is_empty() => Ok(rseq_slice_lab::median(v.clone())),
+                _ => Err(errors
+                    .get(&k)
+                    .cloned()
+                    .unwrap_or_else(|| "no calibration".into())),
+            };
+            (k, cap)
+        })
+        .collect())
+}
+
+/// Run what `previous` (runs.jsonl, when resuming) does not hold yet:
+/// the calibrations, then (unless `calibrate_only`) every run.
 pub(crate) fn run(
     ctx: &Ctx,
     meta: &Meta,
     store: &mut Store,
     previous: &[Record],
-    check: bool,
+    (check, calibrate_only): (bool, bool),
 ) -> Result<()> {
     let done: HashSet<&str> = latest_ok(previous).iter().map(|r| r.key.as_str()).collect();
-    let mut capacity: HashMap<String, Result<f64, String>> = latest_ok(previous)
+    let capacity = if ctx.plan.absolute {
+        HashMap::new()
+    } else {
+        calibrate_all(ctx, meta, store, previous, &done, check)?
+    };
+    for (k, c) in &capacity {
+        if let Ok(c) = c {
+            let p = &ctx.plan;
+            let per_repeat: f64 = p.levels.iter().map(|l| p.duration(l * c) + 1.5).sum();
+            eprintln!(
+                "study: capacity of {k}: {c:.0} req/s; its runs will take ~{:.0} s ({} variants x {} repeats)",
+                per_repeat * (p.variants.len() as f64) * f64::from(p.repeats),
+                p.variants.len(),
+                p.repeats
+            );
+        }
+    }
+    if calibrate_only {
+        return Ok(());
+    }
+    let all = ctx.plan.order();
+    let order: Vec<&Cell> = all
         .iter()
-        .filter(|r| r.kind == "calibration")
-        .map(|r| (r.config.key(), Ok(r.rate)))
+        .filter(|c| !done.contains(meta.key(&c.key()).as_str()))
         .collect();
-    let order: Vec<Cell> = ctx
-        .plan
-        .order()
-        .into_iter()
-        .filter(|c| !done.contains(c.key().as_str()))
-        .collect();
-    if order.len() < ctx.plan.order().len() {
+    if order.len() < all.len() {
         eprintln!(
             "study: resuming: {} of {} runs already in runs.jsonl",
-            ctx.plan.order().len() - order.len(),
-            ctx.plan.order().len()
+            all.len() - order.len(),
+            all.len()
         );
     }
     let bar = ProgressBar::new(order.len() as u64);
@@ -103,51 +207,6 @@ pub(crate) fn run(
     let mut failed = 0;
     for (i, cell) in order.iter().enumerate() {
         let ck = cell.config.key();
-        if !ctx.plan.absolute && !capacity.contains_key(&ck) {
-            let key = Record::calibration_key(&cell.config);
-            let tag = tag(&key);
-            bar.set_message(format!("calibrating {}", cell.config.label()));
-            if !tty {
-                eprintln!("study: calibrating {} (off)", cell.config.label());
-            }
-            let mut r = record(meta, "calibration", key, &cell.config, None);
-            r.duration = ctx.plan.calibrate_secs;
-            match calibrate::capacity(ctx, &cell.config, &tag, check) {
-                Ok(cap) => {
-                    eprintln!(
-                        "study: capacity of {}: {:.0} req/s (closed loop {:.0}{})",
-                        cell.config.label(),
-                        cap.rate,
-                        cap.closed.throughput,
-                        cap.open.as_ref().map_or(String::new(), |o| format!(
-                            ", open loop at that rate {:.0}",
-                            o.throughput
-                        ))
-                    );
-                    let p = &ctx.plan;
-                    let per_repeat: f64 = p
-                        .levels
-                        .iter()
-                        .map(|l| p.duration(l * cap.rate) + 1.5)
-                        .sum();
-                    eprintln!(
-                        "study: its runs will take ~{:.0} s ({} variants x {} repeats)",
-                        per_repeat * (p.variants.len() as f64) * f64::from(p.repeats),
-                        p.variants.len(),
-                        p.repeats
-                    );
-                    (r.rate, r.ok) = (cap.rate, true);
-                    (r.report, r.check) = (Some(cap.closed), cap.open);
-                    capacity.insert(ck.clone(), Ok(cap.rate));
-                }
-                Err(e) => {
-                    eprintln!("study: calibration failed: {e:#}");
-                    r.error = Some(format!("{e:#}"));
-                    capacity.insert(ck.clone(), Err(format!("calibration failed: {e:#}")));
-                }
-            }
-            finish(store, r)?;
-        }
         let what = format!(
             "{}, {} {}, {}, repeat {}",
             cell.config.label(),
@@ -166,14 +225,19 @@ pub(crate) fn run(
             };
             eprintln!("study: [{}/{}] {what}{left}", i + 1, order.len());
         }
-        let mut r = record(meta, "run", cell.key(), &cell.config, Some(cell.clone()));
+        let key = meta.key(&cell.key());
+        let mut r = record(meta, "run", key, &cell.config, Some((*cell).clone()));
         let rate = if cell.absolute {
             Ok(cell.level)
         } else {
-            capacity[&ck].clone().map(|c| {
-                r.capacity = Some(c);
-                c * cell.level
-            })
+            capacity
+                .get(&ck)
+                .cloned()
+                .unwrap_or_else(|| Err("no calibration".into()))
+                .map(|c| {
+                    r.capacity = Some(c);
+                    c * cell.level
+                })
         };
         match rate {
             Ok(rate) => {

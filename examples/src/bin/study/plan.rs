@@ -71,6 +71,8 @@ pub(crate) struct Plan {
     pub(crate) min_secs: f64,
     pub(crate) warmup: f64,
     pub(crate) calibrate_secs: f64,
+    /// Calibrations of each configuration in this boot.
+    pub(crate) calibrations: u32,
     pub(crate) cpus: usize,
 }
 
@@ -81,24 +83,30 @@ impl Plan {
         let (noise, variants, repeats, samples, min_secs, cal) = if a.smoke {
             (
                 vec![Noise::Quiet, Noise::Both],
-                vec![Variant::Off, Variant::Sched, Variant::Locks],
+                vec![Variant::Off, Variant::Locks],
                 1,
                 2_000,
                 1.5,
                 1.0,
             )
         } else if a.full {
-            let v = vec![Variant::Off, Variant::Sched, Variant::Polls, Variant::Locks];
-            (vec![Noise::Batch], v, 3, 20_000, 1.0, 5.0)
+            let v = vec![
+                Variant::Off,
+                Variant::Control,
+                Variant::Sched,
+                Variant::Polls,
+                Variant::Locks,
+            ];
+            (vec![Noise::Batch], v, 5, 8_000, 1.0, 3.0)
         } else {
-            // The default fits in about 15 minutes of a 2-vCPU guest: one
-            // configuration, two loads, three variants, three repeats of
-            // 20 000 requests (docs/study.md, "The matrix").
+            // The default answers one question in two boots side by side
+            // (docs/study.md, "The matrix"): one configuration, two loads,
+            // off, the control and locks, five repeats a boot.
             (
                 vec![Noise::Batch],
-                vec![Variant::Off, Variant::Sched, Variant::Locks],
-                3,
-                20_000,
+                vec![Variant::Off, Variant::Control, Variant::Locks],
+                5,
+                8_000,
                 1.0,
                 3.0,
             )
@@ -145,8 +153,8 @@ impl Plan {
             (Some(r), _) => (r.clone(), true),
             (None, Some(l)) => (l.clone(), false),
             (None, None) if a.smoke => (vec![0.5], false),
-            (None, None) if a.full => (vec![0.5, 0.8, 0.9, 0.95], false),
-            (None, None) => (vec![0.8, 0.95], false),
+            (None, None) if a.full => (vec![0.3, 0.5, 0.7, 0.8, 0.9], false),
+            (None, None) => (vec![0.5, 0.8], false),
         };
         let mut variants: Vec<String> = a
             .variants
@@ -166,6 +174,7 @@ impl Plan {
             min_secs: a.min_secs.unwrap_or(min_secs),
             warmup: a.warmup,
             calibrate_secs: a.calibrate_secs.unwrap_or(cal),
+            calibrations: a.calibrations.unwrap_or(if a.smoke { 1 } else { 2 }),
             cpus,
         }
     }
@@ -225,9 +234,10 @@ mod tests {
         );
         assert_eq!(p.configs[0].workers, 2);
         let order = p.order();
-        assert_eq!(order.len(), 18);
+        assert_eq!(p.variants, ["off", "control", "locks"]);
+        assert_eq!(order.len(), 30);
         let keys: std::collections::HashSet<String> = order.iter().map(Cell::key).collect();
-        assert_eq!(keys.len(), 18);
+        assert_eq!(keys.len(), 30);
         for group in order.chunks(3) {
             let v: std::collections::HashSet<&str> =
                 group.iter().map(|c| c.variant.as_str()).collect();
@@ -237,7 +247,7 @@ mod tests {
             order[0].variant, order[3].variant,
             "the first variant rotates"
         );
-        assert_eq!(p.duration(1000.0), 20.5);
+        assert_eq!(p.duration(1000.0), 8.5);
         assert_eq!(p.duration(1e6), 1.0);
     }
 
@@ -245,8 +255,8 @@ mod tests {
     fn full_varies_one_axis_at_a_time_and_lists_cross() {
         let p = plan(&["--full"]);
         assert_eq!(p.configs.len(), 4 + 2 + 2 + 1);
-        assert_eq!(p.levels, [0.5, 0.8, 0.9, 0.95]);
-        assert_eq!(p.variants, ["off", "sched", "polls", "locks"]);
+        assert_eq!(p.levels, [0.3, 0.5, 0.7, 0.8, 0.9]);
+        assert_eq!(p.variants, ["off", "control", "sched", "polls", "locks"]);
         let p = plan(&[
             "--noise",
             "quiet,both",

@@ -57,20 +57,37 @@ impl Drop for Kid {
     }
 }
 
-pub(crate) fn spawn(cmd: &mut Command, what: &str) -> Result<Kid> {
-    spawn_as(cmd, what, false)
+/// Spawn `cmd` on `cpus` (empty: wherever the study may run).
+pub(crate) fn spawn(cmd: &mut Command, what: &str, cpus: &[usize]) -> Result<Kid> {
+    spawn_as(cmd, what, false, cpus)
 }
 
-pub(crate) fn spawn_as(cmd: &mut Command, what: &str, group: bool) -> Result<Kid> {
+/// Spawn `cmd` on `cpus`, leading a process group of its own if `group`.
+pub(crate) fn spawn_as(cmd: &mut Command, what: &str, group: bool, cpus: &[usize]) -> Result<Kid> {
     use std::os::unix::process::CommandExt;
     if group {
         cmd.process_group(0);
     }
-    // SAFETY: prctl is async-signal-safe; the closure touches nothing else
-    // between fork and exec. It makes the child die with the study.
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+    // inside it (every CPU here came from sched_getaffinity, below
+    // CPU_SETSIZE).
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        set
+    };
+    let pin = !cpus.is_empty();
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe system
+    // calls on memory the closure owns; it touches nothing else between
+    // fork and exec. The child dies with the study, on `cpus`.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if pin && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }

@@ -31,6 +31,17 @@ pub(crate) struct Ctx {
     pub(crate) connections: u16,
     pub(crate) path: String,
     pub(crate) metrics_path: String,
+    /// Where the service and the noise run (`plan.cpus` of them), and the
+    /// client's own CPU (none: the client shares theirs).
+    pub(crate) service_cpus: Vec<usize>,
+    pub(crate) client_cpu: Option<usize>,
+}
+
+impl Ctx {
+    /// The CPUs loadgen runs on.
+    fn client_cpus(&self) -> Vec<usize> {
+        self.client_cpu.map_or_else(Vec::new, |c| vec![c])
+    }
 }
 
 fn log(logs: &Path, tag: &str, name: &str) -> Result<std::fs::File> {
@@ -68,11 +79,17 @@ pub(crate) fn stage(
             .args(["--secs", &format!("{budget}")])
             .stdout(Stdio::null())
             .stderr(log(&ctx.logs, tag, "noise")?);
-        Some(spawn(&mut c, "noise")?)
+        Some(spawn(&mut c, "noise", &ctx.service_cpus)?)
     } else {
         None
     };
     let port = free_port()?;
+    // The control is `off` under another label.
+    let variant = if variant == crate::stats::CONTROL {
+        "off"
+    } else {
+        variant
+    };
     let mut cmd = match &ctx.service {
         Some(template) => {
             let line = template
@@ -111,7 +128,12 @@ pub(crate) fn stage(
         .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
         .stdout(Stdio::piped())
         .stderr(log(&ctx.logs, tag, "service")?);
-    let mut service = spawn_as(&mut cmd, "the service", ctx.service.is_some())?;
+    let mut service = spawn_as(
+        &mut cmd,
+        "the service",
+        ctx.service.is_some(),
+        &ctx.service_cpus,
+    )?;
     let out = service.0.stdout.take().context("service stdout")?;
     let mut copy = log(&ctx.logs, tag, "service.out")?;
     let (tx, rx) = mpsc::channel();
@@ -180,7 +202,7 @@ pub(crate) fn load(
         Some(r) => c.args(["--rate", &r.to_string()]),
         None => c.arg("--closed"),
     };
-    let mut lg = spawn(&mut c, "loadgen")?;
+    let mut lg = spawn(&mut c, "loadgen", &ctx.client_cpus())?;
     let budget = secs + 30.0;
     let limit = Instant::now() + Duration::from_secs_f64(budget);
     let status = loop {

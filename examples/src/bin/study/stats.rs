@@ -1,31 +1,42 @@
-//! From runs to cells: the latencies of a cell's repeats pooled, their
-//! p50/p99/p99.9 with bootstrap 95 % intervals, each variant's ratio to
-//! `off` (same configuration and level) with its interval, and the medians
-//! over the repeats of what explains them (grants, lock waits, preempted
-//! holds). Intervals come from `rseq_slice_lab` ([`Method`]: two-stage
-//! over runs then requests by default, or over the pooled requests).
+//! From runs to cells. Runs are the unit: each run gives its own p50, p99
+//! and p99.9; a cell shows their median and the lowest and highest run; a
+//! variant's ratio to `off` (same configuration and level) is
+//! `rseq_slice_lab::runs::compare` over the two cells' runs, with Holm's
+//! correction over every comparison of the matrix. A ratio is a claim only
+//! where both cells have [`MIN_RUNS`] runs from [`MIN_BOOTS`] boots and
+//! every run kept up with its load ([`stable`]).
 
 use std::collections::HashMap;
 
-use hdrhistogram::Histogram;
 use rseq_slice_examples::report::{CURVE, decode_hist};
-use rseq_slice_lab::bootstrap::{percentile_ci, ratio_ci};
-use rseq_slice_lab::{Ci, Clustered, median};
+use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
+use rseq_slice_lab::{Ci, Weighted, median};
 use serde::Serialize;
 
 use crate::plan::Config;
 use crate::store::Record;
 
-/// The quantiles with intervals.
+/// The quantiles each run gives.
 pub(crate) const QS: [f64; 3] = [0.5, 0.99, 0.999];
 
-/// Runs each side of a ratio needs before its difference is called
-/// significant. With fewer, resampling runs cannot see how much runs differ
-/// (one run resamples only to itself), so the interval is too narrow: a
-/// guest run can settle in a regime that changes p99.9 twentyfold.
-pub(crate) const MIN_RUNS: usize = 3;
+/// Runs each side of a ratio needs before it can be a claim.
+pub(crate) const MIN_RUNS: usize = 10;
 
-/// One cell (configuration, level, variant) over its repeats. Latencies in
+/// Boots each side's runs must come from.
+pub(crate) const MIN_BOOTS: usize = 2;
+
+/// A run is unstable when its answers per second stay under this share of
+/// the offered rate...
+const KEEP_UP: f64 = 0.99;
+
+/// ...or when the median of its second half exceeds twice its first
+/// half's plus this much, µs (a backlog that grows).
+const BACKLOG_US: f64 = 500.0;
+
+/// The name of the A/A control: `off` run again under another label.
+pub(crate) const CONTROL: &str = "control";
+
+/// One cell (configuration, level, variant) over its runs. Latencies in
 /// µs; lock waits in ns; NaN where nothing was recorded.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Summary {
@@ -34,19 +45,30 @@ pub(crate) struct Summary {
     pub(crate) absolute: bool,
     pub(crate) variant: String,
     pub(crate) runs: usize,
+    /// Distinct boots the runs come from.
+    pub(crate) boots: usize,
     pub(crate) rate: f64,
     pub(crate) capacity: Option<f64>,
     pub(crate) samples: u64,
     pub(crate) throughput: f64,
-    /// p50, p99, p99.9 of the pooled latencies.
+    /// p50, p99, p99.9: the runs' median (`est`), lowest (`lo`) and highest (`hi`).
     pub(crate) q: [Ci; 3],
+    /// Each run's p50, p99, p99.9 (`per_run[j][run]`).
+    pub(crate) per_run: [Vec<f64>; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
-    pub(crate) ratio: Option<[Ci; 3]>,
-    /// Runs of the `off` cell the ratios compare with.
+    pub(crate) ratio: Option<[Shift; 3]>,
+    /// Holm-adjusted p-values of the ratios (NaN: not a claim).
+    pub(crate) p_adjusted: [f64; 3],
+    /// Runs and boots of the `off` cell the ratios compare with, and how
+    /// many of its runs were unstable.
     pub(crate) off_runs: usize,
+    pub(crate) off_boots: usize,
+    pub(crate) off_unstable: usize,
+    /// Runs that did not keep up (see [`stable`]).
+    pub(crate) unstable: usize,
     pub(crate) p90: f64,
     pub(crate) max: f64,
-    /// Pooled `(percentile, latency)` at each of `report::CURVE`.
+    /// The runs' median `(percentile, latency)` at each of `report::CURVE`.
     pub(crate) curve: Vec<(f64, f64)>,
     /// Service-side grants (SliceMetrics) per 1 000 requests sent.
     pub(crate) grants_per_1k: f64,
@@ -59,75 +81,105 @@ pub(crate) struct Summary {
     pub(crate) preempted_holds: f64,
     pub(crate) errors: u64,
     pub(crate) missing: u64,
-    /// Runs that did not keep up with their offered rate (throughput under
-    /// 97 % of it, or answers missing at the end): the load generator or
-    /// the service was saturated, and latencies include queueing.
-    pub(crate) overloaded: usize,
+}
+
+/// Why a ratio is or is not a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// Both sides stable, enough runs and boots.
+    Claim,
+    /// A run of either side did not keep up: its tail is its queue.
+    Unstable,
+    /// Fewer than [`MIN_RUNS`] runs a side.
+    FewRuns,
+    /// Runs from fewer than [`MIN_BOOTS`] boots.
+    OneBoot,
 }
 
 impl Summary {
-    /// Whether quantile `j`'s ratio to `off` is a significant difference:
-    /// its interval excludes 1 and both sides have [`MIN_RUNS`] runs. None
-    /// without a ratio.
+    /// Whether this cell's ratios can support a claim.
+    pub(crate) fn standing(&self) -> Standing {
+        if self.unstable > 0 || self.off_unstable > 0 {
+            Standing::Unstable
+        } else if self.runs < MIN_RUNS || self.off_runs < MIN_RUNS {
+            Standing::FewRuns
+        } else if self.boots < MIN_BOOTS || self.off_boots < MIN_BOOTS {
+            Standing::OneBoot
+        } else {
+            Standing::Claim
+        }
+    }
+
+    /// Whether quantile `j`'s ratio to `off` is a significant difference: a
+    /// claim whose Holm-adjusted p-value is under 5 %. None without a ratio.
     pub(crate) fn significant(&self, j: usize) -> Option<bool> {
-        let r = self.ratio?[j];
-        Some(self.enough_runs() && r.excludes(1.0))
-    }
-
-    /// Whether both sides of the ratios have [`MIN_RUNS`] runs.
-    pub(crate) fn enough_runs(&self) -> bool {
-        self.runs >= MIN_RUNS && self.off_runs >= MIN_RUNS
+        self.ratio?;
+        Some(self.standing() == Standing::Claim && self.p_adjusted[j] < ALPHA)
     }
 }
 
-/// Whether a run fell behind its offered rate (see [`Summary::overloaded`]).
-pub(crate) fn overloaded(r: &Record) -> bool {
-    r.report
-        .as_ref()
-        .is_some_and(|p| p.throughput < 0.97 * r.rate || p.missing > 0)
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+/// Whether a run kept up with its offered rate: answers per second at
+/// least 99 % of it, none missing at the end, and a second half whose
+/// median is not more than twice the first's plus 0.5 ms (a growing
+/// backlog). An unstable run measures its queue, not its tail.
+pub(crate) fn stable(r: &Record) -> bool {
+    r.report.as_ref().is_some_and(|p| {
+        let [a, b] = p.halves_p50.map(|x| x as f64);
+        let backlog = a > 0.0 && b > 2.0 * a + BACKLOG_US;
+        p.throughput >= KEEP_UP * r.rate && p.missing == 0 && !backlog
     })
 }
 
-/// Each run's latencies as `(value, count)` pairs (its HDR buckets).
-fn run_counts(runs: &[&Record]) -> Vec<Vec<(f64, u64)>> {
-    runs.iter()
-        .filter_map(|r| r.report.as_ref().and_then(|p| decode_hist(&p.hist).ok()))
-        .map(|h: Histogram<u64>| {
-            h.iter_recorded()
-                .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration()))
-                .collect()
-        })
-        .collect()
+/// A run's latencies, from its histogram.
+fn latencies(r: &Record) -> Option<Weighted> {
+    let h = decode_hist(&r.report.as_ref()?.hist).ok()?;
+    let w = Weighted::from_counts(
+        h.iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
+    );
+    (!w.is_empty()).then_some(w)
 }
 
-/// How replicates are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Method {
-    /// Two-stage: runs with replacement, then requests from them.
-    Runs,
-    /// The pooled requests only, as if independent.
-    Requests,
+/// A run's p50, p99 and p99.9, µs (NaN without a histogram).
+pub(crate) fn run_quantiles(r: &Record) -> [f64; 3] {
+    latencies(r).map_or([f64::NAN; 3], |w| QS.map(|q| w.quantile(q)))
 }
 
 fn num(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-/// Summaries of every cell of `runs` (successful `run` records), in the
-/// order the cells first appear.
-pub(crate) fn summarize(
-    runs: &[&Record],
-    method: Method,
-    resamples: usize,
-    seed: u64,
-) -> Vec<Summary> {
-    let mut keys: Vec<(Config, u64, bool, String)> = Vec::new();
-    let mut by: HashMap<(Config, u64, bool, String), Vec<&Record>> = HashMap::new();
+fn spread(v: &[f64]) -> Ci {
+    let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if f.is_empty() {
+        return Ci::NAN;
+    }
+    Ci {
+        est: median(f.clone()),
+        lo: f.iter().copied().fold(f64::INFINITY, f64::min),
+        hi: f.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    }
+}
+
+type Key = (Config, u64, bool, String);
+
+/// Where a variant's rows go: `off`, the control, then the others in the
+/// order they first appear.
+fn variant_rank(v: &str, seen: &[String]) -> usize {
+    match v {
+        "off" => 0,
+        CONTROL => 1,
+        _ => 2 + seen.iter().position(|s| s == v).unwrap_or(seen.len()),
+    }
+}
+
+/// Summaries of every cell of `runs` (successful `run` records):
+/// configurations in the order they first appear, then levels ascending,
+/// then `off`, the control and the other variants.
+pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
+    let mut keys: Vec<Key> = Vec::new();
+    let mut by: HashMap<Key, Vec<&Record>> = HashMap::new();
+    let (mut configs, mut variants): (Vec<Config>, Vec<String>) = (Vec::new(), Vec::new());
     for r in runs {
         let Some(c) = &r.cell else { continue };
         let k = (
@@ -136,118 +188,198 @@ pub(crate) fn summarize(
             c.absolute,
             c.variant.clone(),
         );
+        if !configs.contains(&c.config) {
+            configs.push(c.config.clone());
+        }
+        if !variants.contains(&c.variant) {
+            variants.push(c.variant.clone());
+        }
         if !by.contains_key(&k) {
             keys.push(k.clone());
         }
         by.entry(k).or_default().push(r);
     }
-    let mut out = Vec::new();
-    let mut reps: HashMap<(Config, u64, bool, String), Vec<Vec<f64>>> = HashMap::new();
-    for k in &keys {
-        let rs = &by[k];
-        let clustered = Clustered::new(&run_counts(rs));
-        let w = clustered.pooled();
-        let label = format!("{} {} {} {}", k.0.key(), k.1, k.2, k.3);
-        let rep = match method {
-            Method::Runs => clustered.bootstrap(&QS, resamples, seed ^ fnv(&label)),
-            Method::Requests => w.bootstrap(&QS, resamples, seed ^ fnv(&label)),
-        };
-        let q = [0, 1, 2].map(|j| percentile_ci(w.quantile(QS[j]), &rep[j]));
-        reps.insert(k.clone(), rep);
-        let med = |f: &dyn Fn(&Record) -> f64| {
-            median(rs.iter().map(|r| f(r)).filter(|x| x.is_finite()).collect())
-        };
-        let svc = |r: &Record, f: &dyn Fn(&serde_json::Value) -> f64| {
-            r.report.as_ref().map_or(f64::NAN, |p| f(&p.service))
-        };
-        let per_1k = |r: &Record, x: f64| {
-            let sent = r.report.as_ref().map_or(0, |p| p.scheduled);
-            if sent == 0 {
-                f64::NAN
-            } else {
-                x * 1000.0 / sent as f64
-            }
-        };
-        let kernel_per_1k = rs.iter().all(|r| r.kernel.is_some()).then(|| {
-            let k = |f: fn(&crate::store::Kernel) -> u64| {
-                med(&|r| {
-                    r.kernel
-                        .as_ref()
-                        .map_or(f64::NAN, |k| per_1k(r, f(k) as f64))
-                })
-            };
-            [
-                k(|k| k.sgrant),
-                k(|k| k.sexpir),
-                k(|k| k.srevok),
-                k(|k| k.syield),
-            ]
-        });
-        let rep_field = |f: &dyn Fn(&rseq_slice_examples::report::LoadReport) -> u64| {
-            rs.iter()
-                .filter_map(|r| r.report.as_ref())
-                .map(f)
-                .sum::<u64>()
-        };
-        out.push(Summary {
-            config: k.0.clone(),
-            level: f64::from_bits(k.1),
-            absolute: k.2,
-            variant: k.3.clone(),
-            runs: rs.len(),
-            rate: med(&|r| r.rate),
-            capacity: rs.iter().find_map(|r| r.capacity),
-            samples: w.len(),
-            throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
-            q,
-            ratio: None,
-            off_runs: 0,
-            p90: w.quantile(0.9),
-            max: w.quantile(1.0),
-            curve: CURVE.iter().map(|&p| (p, w.quantile(p / 100.0))).collect(),
-            grants_per_1k: med(&|r| per_1k(r, svc(r, &|s| num(&s["slice_granted"])))),
-            kernel_per_1k,
-            lock_wait_ns: ["p50", "p99", "p999"]
-                .map(|p| med(&|r| svc(r, &|s| num(&s["lock_wait_ns"][p])))),
-            preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
-            errors: rep_field(&|p| p.errors),
-            missing: rep_field(&|p| p.missing),
-            overloaded: rs.iter().filter(|r| overloaded(r)).count(),
-        });
-    }
-    let ests: HashMap<_, [f64; 3]> = keys
-        .iter()
-        .zip(&out)
-        .map(|(k, s)| (k.clone(), s.q.map(|c| c.est)))
-        .collect();
-    for (k, s) in keys.iter().zip(&mut out) {
-        let base = (k.0.clone(), k.1, k.2, "off".to_string());
+    keys.sort_by(|a, b| {
+        let pos = |c: &Config| configs.iter().position(|x| x == c);
+        pos(&a.0)
+            .cmp(&pos(&b.0))
+            .then(f64::from_bits(a.1).total_cmp(&f64::from_bits(b.1)))
+            .then(variant_rank(&a.3, &variants).cmp(&variant_rank(&b.3, &variants)))
+    });
+    let mut out: Vec<Summary> = keys.iter().map(|k| cell(k, &by[k])).collect();
+    let index: HashMap<&Key, usize> = keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    for i in 0..out.len() {
+        let k = &keys[i];
         if k.3 == "off" {
             continue;
         }
-        let (Some(b), Some(be), Some(m)) = (reps.get(&base), ests.get(&base), reps.get(k)) else {
+        let base = (k.0.clone(), k.1, k.2, "off".to_string());
+        let Some(&b) = index.get(&base) else { continue };
+        let off = out[b].clone();
+        let s = &mut out[i];
+        let shifts: Vec<Shift> = (0..3)
+            .filter_map(|j| compare(&s.per_run[j], &off.per_run[j]))
+            .collect();
+        if let Ok(r) = <[Shift; 3]>::try_from(shifts) {
+            s.ratio = Some(r);
+        }
+        (s.off_runs, s.off_boots, s.off_unstable) = (off.runs, off.boots, off.unstable);
+    }
+    // Holm over every claim of the matrix, the control's included.
+    let mut slots = Vec::new();
+    let mut ps = Vec::new();
+    for (i, s) in out.iter().enumerate() {
+        if let (Some(r), Standing::Claim) = (s.ratio, s.standing()) {
+            for (j, shift) in r.iter().enumerate() {
+                slots.push((i, j));
+                ps.push(shift.p);
+            }
+        }
+    }
+    for ((i, j), p) in slots.into_iter().zip(holm(&ps)) {
+        out[i].p_adjusted[j] = p;
+    }
+    out
+}
+
+fn cell(k: &Key, rs: &[&Record]) -> Summary {
+    let figures: Vec<[f64; 3]> = rs.iter().map(|r| run_quantiles(r)).collect();
+    let per_run = [0, 1, 2].map(|j| figures.iter().map(|f| f[j]).collect::<Vec<f64>>());
+    let lat: Vec<Weighted> = rs.iter().filter_map(|r| latencies(r)).collect();
+    let med_q = |q: f64| median(lat.iter().map(|w| w.quantile(q)).collect());
+    let med = |f: &dyn Fn(&Record) -> f64| {
+        median(rs.iter().map(|r| f(r)).filter(|x| x.is_finite()).collect())
+    };
+    let svc = |r: &Record, f: &dyn Fn(&serde_json::Value) -> f64| {
+        r.report.as_ref().map_or(f64::NAN, |p| f(&p.service))
+    };
+    let per_1k = |r: &Record, x: f64| {
+        let sent = r.report.as_ref().map_or(0, |p| p.scheduled);
+        if sent == 0 {
+            f64::NAN
+        } else {
+            x * 1000.0 / sent as f64
+        }
+    };
+    let kernel_per_1k = rs.iter().all(|r| r.kernel.is_some()).then(|| {
+        let k = |f: fn(&crate::store::Kernel) -> u64| {
+            med(&|r| {
+                r.kernel
+                    .as_ref()
+                    .map_or(f64::NAN, |k| per_1k(r, f(k) as f64))
+            })
+        };
+        [
+            k(|k| k.sgrant),
+            k(|k| k.sexpir),
+            k(|k| k.srevok),
+            k(|k| k.syield),
+        ]
+    });
+    let sum = |f: &dyn Fn(&rseq_slice_examples::report::LoadReport) -> u64| {
+        rs.iter()
+            .filter_map(|r| r.report.as_ref())
+            .map(f)
+            .sum::<u64>()
+    };
+    let mut boots: Vec<&str> = rs.iter().map(|r| r.boot.as_str()).collect();
+    boots.sort_unstable();
+    boots.dedup();
+    Summary {
+        config: k.0.clone(),
+        level: f64::from_bits(k.1),
+        absolute: k.2,
+        variant: k.3.clone(),
+        runs: rs.len(),
+        boots: boots.len(),
+        rate: med(&|r| r.rate),
+        capacity: rs.iter().find_map(|r| r.capacity),
+        samples: lat.iter().map(Weighted::len).sum(),
+        throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
+        q: [0, 1, 2].map(|j| spread(&per_run[j])),
+        per_run,
+        ratio: None,
+        p_adjusted: [f64::NAN; 3],
+        off_runs: 0,
+        off_boots: 0,
+        off_unstable: 0,
+        unstable: rs.iter().filter(|r| !stable(r)).count(),
+        p90: med_q(0.9),
+        max: med_q(1.0),
+        curve: CURVE.iter().map(|&p| (p, med_q(p / 100.0))).collect(),
+        grants_per_1k: med(&|r| per_1k(r, svc(r, &|s| num(&s["slice_granted"])))),
+        kernel_per_1k,
+        lock_wait_ns: ["p50", "p99", "p999"]
+            .map(|p| med(&|r| svc(r, &|s| num(&s["lock_wait_ns"][p])))),
+        preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
+        errors: sum(&|p| p.errors),
+        missing: sum(&|p| p.missing),
+    }
+}
+
+/// The A/A control over the matrix: of its comparisons that are claims,
+/// how many had p < 5 % unadjusted, and how many are significant after
+/// Holm. `(comparisons, unadjusted, adjusted)`.
+pub(crate) fn control_false_positives(cells: &[Summary]) -> (usize, usize, usize) {
+    let mut n = (0, 0, 0);
+    for s in cells.iter().filter(|s| s.variant == CONTROL) {
+        let (Some(r), Standing::Claim) = (s.ratio, s.standing()) else {
             continue;
         };
-        s.ratio = Some([0, 1, 2].map(|j| ratio_ci(s.q[j].est, &m[j], be[j], &b[j])));
-        s.off_runs = by[&base].len();
+        for j in 0..3 {
+            n.0 += 1;
+            n.1 += usize::from(r[j].p < ALPHA);
+            n.2 += usize::from(s.significant(j) == Some(true));
+        }
+    }
+    n
+}
+
+/// Capacity at an SLO: per configuration and variant, the highest rate at
+/// which p99.9 stayed under `slo_us` in at least 90 % of its runs, every run
+/// stable (none: not even the lowest). `(config, variant, rate)`.
+pub(crate) fn slo_capacity(cells: &[Summary], slo_us: f64) -> Vec<(Config, String, Option<f64>)> {
+    let mut out: Vec<(Config, String, Option<f64>)> = Vec::new();
+    for s in cells {
+        let meets = s.unstable == 0 && {
+            let p = &s.per_run[2];
+            let under = p.iter().filter(|&&x| x < slo_us).count();
+            !p.is_empty() && under as f64 >= 0.9 * p.len() as f64
+        };
+        let slot = match out
+            .iter_mut()
+            .find(|(c, v, _)| c == &s.config && v == &s.variant)
+        {
+            Some(x) => x,
+            None => {
+                out.push((s.config.clone(), s.variant.clone(), None));
+                out.last_mut().expect("just pushed")
+            }
+        };
+        if meets {
+            slot.2 = Some(slot.2.map_or(s.rate, |r: f64| r.max(s.rate)));
+        }
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use hdrhistogram::Histogram;
     use rseq_slice_examples::report::summarize as report;
 
     use super::*;
     use crate::plan::Cell;
     use crate::store::tests::record;
 
-    fn run(variant: &str, repeat: u32, scale: u64) -> Record {
+    /// A run: 5 000 requests of `scale * (100..1100)` µs, from `boot`.
+    fn run(variant: &str, repeat: u32, scale: f64, boot: &str) -> Record {
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
         for i in 0..5_000u64 {
-            h.record(scale * (100 + i % 1000)).unwrap();
+            h.record((scale * (100 + i % 1000) as f64) as u64).unwrap();
         }
-        let mut r = record(&format!("{variant}{repeat}"), true);
+        let mut r = record(&format!("{variant}{repeat}{boot}"), true);
+        r.boot = boot.into();
         r.cell = Some(Cell {
             config: r.config.clone(),
             level: 0.5,
@@ -260,46 +392,87 @@ mod tests {
         r
     }
 
-    #[test]
-    fn ratios_to_off_and_their_significance() {
-        let rs: Vec<Record> = (0..3)
-            .flat_map(|k| [run("off", k, 1), run("sched", k, 1), run("locks", k, 2)])
-            .collect();
-        let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs, Method::Requests, 300, 1);
-        let two = summarize(&refs, Method::Runs, 300, 1);
-        assert!(two[2].ratio.unwrap()[1].excludes(1.0) && !two[1].ratio.unwrap()[1].excludes(1.0));
-        assert_eq!(cells.len(), 3);
-        let off = &cells[0];
-        assert!(off.ratio.is_none() && off.runs == 3 && off.samples == 15_000);
-        assert!(off.q[0].lo <= off.q[0].est && off.q[0].est <= off.q[0].hi);
-        let same = cells[1].ratio.unwrap();
-        assert!(same.iter().all(|c| !c.excludes(1.0)), "{same:?}");
-        let double = cells[2].ratio.unwrap();
-        assert!(
-            double
-                .iter()
-                .all(|c| c.excludes(1.0) && (c.est - 2.0).abs() < 0.05),
-            "{double:?}"
-        );
-        assert_eq!((off.grants_per_1k, off.lock_wait_ns[1]), (10.0, 7.0));
-        assert!(off.kernel_per_1k.is_none() && off.overloaded == 0);
-        assert_eq!(cells[2].significant(2), Some(true));
-        assert_eq!(off.significant(2), None);
+    /// 10 runs a side from 2 boots, run-to-run differences of a few %.
+    fn matrix(locks_scale: f64) -> Vec<Record> {
+        (0..10)
+            .flat_map(|k| {
+                let boot = if k < 5 { "1" } else { "2" };
+                let jitter = 1.0 + 0.01 * f64::from(k % 5);
+                [
+                    run("locks", k, locks_scale * jitter, boot),
+                    run("off", k, jitter * 1.002, boot),
+                    run(CONTROL, k, jitter, boot),
+                ]
+            })
+            .collect()
     }
 
     #[test]
-    fn one_run_a_side_is_never_significant() {
-        // Two runs per variant, a doubled latency: the interval excludes 1,
-        // but too few runs stand behind it to say so.
-        let rs: Vec<Record> = (0..2)
-            .flat_map(|k| [run("off", k, 1), run("locks", k, 2)])
-            .collect();
+    fn runs_are_the_unit_and_rows_come_in_order() {
+        let rs = matrix(2.0);
         let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs, Method::Runs, 300, 1);
-        let locks = &cells[1];
-        assert!(locks.ratio.unwrap()[2].excludes(1.0));
-        assert_eq!((locks.runs, locks.off_runs), (2, 2));
-        assert_eq!(locks.significant(2), Some(false));
+        let cells = summarize(&refs);
+        let order: Vec<&str> = cells.iter().map(|c| c.variant.as_str()).collect();
+        assert_eq!(order, ["off", CONTROL, "locks"]);
+        let (off, control, locks) = (&cells[0], &cells[1], &cells[2]);
+        assert!(off.ratio.is_none() && off.runs == 10 && off.boots == 2);
+        // Every figure lies within its runs' range.
+        for s in &cells {
+            for j in 0..3 {
+                assert!(s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi, "{:?}", s.q[j]);
+            }
+        }
+        assert_eq!(locks.standing(), Standing::Claim);
+        assert!((0..3).all(|j| locks.significant(j) == Some(true)));
+        let r = locks.ratio.unwrap()[2].ratio;
+        assert!((r.est - 2.0).abs() < 0.1, "{r:?}");
+        assert!((0..3).all(|j| control.significant(j) == Some(false)));
+        assert_eq!(control_false_positives(&cells), (3, 0, 0));
+        assert_eq!((off.grants_per_1k, off.lock_wait_ns[1]), (10.0, 7.0));
+    }
+
+    #[test]
+    fn no_claim_from_few_runs_one_boot_or_an_unstable_run() {
+        let few: Vec<Record> = matrix(2.0).into_iter().filter(|r| r.boot == "1").collect();
+        let refs: Vec<&Record> = few.iter().collect();
+        let cells = summarize(&refs);
+        assert_eq!(cells[2].standing(), Standing::FewRuns);
+        assert_eq!(cells[2].significant(2), Some(false));
+        let mut one = matrix(2.0);
+        for r in &mut one {
+            r.boot = "1".into();
+        }
+        let refs: Vec<&Record> = one.iter().collect();
+        assert_eq!(summarize(&refs)[2].standing(), Standing::OneBoot);
+        let mut slow = matrix(2.0);
+        if let Some(p) = slow[1].report.as_mut() {
+            p.throughput = 0.9 * 100.0;
+        }
+        let refs: Vec<&Record> = slow.iter().collect();
+        let cells = summarize(&refs);
+        assert_eq!(cells[0].unstable, 1);
+        assert_eq!(cells[2].standing(), Standing::Unstable);
+        assert_eq!(cells[2].significant(2), Some(false));
+    }
+
+    #[test]
+    fn a_growing_backlog_is_unstable() {
+        let mut r = run("off", 0, 1.0, "1");
+        assert!(stable(&r));
+        r.report.as_mut().unwrap().halves_p50 = [200, 3_000];
+        assert!(!stable(&r));
+        r.report.as_mut().unwrap().halves_p50 = [200, 800];
+        assert!(stable(&r));
+    }
+
+    #[test]
+    fn slo_capacity_takes_the_highest_rate_that_holds() {
+        let rs = matrix(2.0);
+        let refs: Vec<&Record> = rs.iter().collect();
+        let cells = summarize(&refs);
+        let caps = slo_capacity(&cells, 1_500.0);
+        let get = |v: &str| caps.iter().find(|c| c.1 == v).unwrap().2;
+        assert_eq!(get("off"), Some(100.0));
+        assert_eq!(get("locks"), None, "p99.9 about 2.2 ms");
     }
 }

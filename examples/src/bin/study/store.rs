@@ -54,12 +54,15 @@ pub(crate) struct Record {
     pub(crate) service: String,
     /// Unix time at the end, seconds.
     pub(crate) finished: u64,
+    /// The boot (guest) the run came from (`--boot`; empty: not said).
+    #[serde(default)]
+    pub(crate) boot: String,
 }
 
 impl Record {
-    /// The key a calibration of `config` is stored under.
-    pub(crate) fn calibration_key(config: &Config) -> String {
-        format!("calibrate {}", config.key())
+    /// The key calibration `repeat` of `config` is stored under.
+    pub(crate) fn calibration_key(config: &Config, repeat: u32) -> String {
+        format!("calibrate {} repeat={repeat}", config.key())
     }
 }
 
@@ -99,24 +102,37 @@ impl Store {
     }
 }
 
-/// Every record in `dir/runs.jsonl`; a line that does not parse (a run cut
-/// off while it was written) is skipped with a warning.
-pub(crate) fn load(dir: &Path) -> Result<Vec<Record>> {
+/// What `runs.jsonl` holds.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub(crate) records: Vec<Record>,
+    /// Lines that are not a record (a run cut off while it was written, or
+    /// something else), as `path:line: why`: reported in table.md too.
+    pub(crate) skipped: Vec<String>,
+}
+
+/// Every record in `dir/runs.jsonl`; a line that does not parse is skipped
+/// and reported (on stderr, and in [`Loaded::skipped`]).
+pub(crate) fn load(dir: &Path) -> Result<Loaded> {
     let path = dir.join("runs.jsonl");
     let f = match std::fs::File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut out = Vec::new();
+    let mut out = Loaded::default();
     for (i, line) in BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Record>(&line) {
-            Ok(r) => out.push(r),
-            Err(e) => eprintln!("study: {}:{}: skipped ({e})", path.display(), i + 1),
+            Ok(r) => out.records.push(r),
+            Err(e) => {
+                let why = format!("{}:{}: not a run, skipped ({e})", path.display(), i + 1);
+                eprintln!("study: {why}");
+                out.skipped.push(why);
+            }
         }
     }
     Ok(out)
@@ -164,6 +180,7 @@ pub(crate) mod tests {
             conditions_detail: serde_json::Value::Null,
             service: "bundled".into(),
             finished: 0,
+            boot: String::new(),
         }
     }
 
@@ -181,14 +198,16 @@ pub(crate) mod tests {
             .open(dir.join("runs.jsonl"))
             .unwrap();
         f.write_all(b"{\"kind\":\"run\",\"key\":\"c\"").unwrap();
-        let all = load(&dir).unwrap();
+        let loaded = load(&dir).unwrap();
+        assert_eq!(loaded.skipped.len(), 1, "the cut line is reported");
+        let all = loaded.records;
         assert_eq!(all.len(), 3);
         let ok: Vec<&str> = latest_ok(&all).iter().map(|r| r.key.as_str()).collect();
         assert_eq!(ok, ["a", "b"]);
         drop(Store::open(&dir, true).unwrap());
-        assert_eq!(load(&dir).unwrap().len(), 3);
+        assert_eq!(load(&dir).unwrap().records.len(), 3);
         drop(Store::open(&dir, false).unwrap());
-        assert!(load(&dir).unwrap().is_empty() && dir.join("runs.jsonl.prev").exists());
+        assert!(load(&dir).unwrap().records.is_empty() && dir.join("runs.jsonl.prev").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

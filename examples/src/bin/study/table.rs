@@ -10,7 +10,9 @@ use anyhow::Result;
 use rseq_slice_lab::Ci;
 
 use crate::plan::Config;
-use crate::stats::Summary;
+use crate::stats::{
+    CONTROL, MIN_BOOTS, MIN_RUNS, Standing, Summary, control_false_positives, slo_capacity,
+};
 use crate::store::Record;
 
 fn us(x: f64) -> String {
@@ -29,23 +31,28 @@ fn ci_us(c: Ci) -> String {
     format!("{} [{}–{}]", us(c.est), us(c.lo), us(c.hi))
 }
 
-/// Quantile `j`'s ratio and its interval; `*` when significant, `(n<3)`
-/// when too few runs stand behind it to say.
+/// Quantile `j`'s ratio, its interval and adjusted p; `*` when
+/// significant; otherwise why it cannot be a claim.
 fn ci_ratio(s: &Summary, j: usize) -> String {
-    match s.ratio.map(|r| r[j]) {
-        None => "–".into(),
-        Some(c) => format!(
-            "{:.2} [{:.2}–{:.2}]{}",
-            c.est,
-            c.lo,
-            c.hi,
-            match s.significant(j) {
-                Some(true) => " *",
-                _ if !s.enough_runs() => " (n<3)",
-                _ => "",
-            }
-        ),
-    }
+    let Some(r) = s.ratio.map(|r| r[j]) else {
+        return "–".into();
+    };
+    let c = r.ratio;
+    let why = match s.standing() {
+        Standing::Unstable => " unstable".to_string(),
+        Standing::FewRuns => format!(" (n<{MIN_RUNS})"),
+        Standing::OneBoot => " (1 boot)".to_string(),
+        Standing::Claim if s.significant(j) == Some(true) => {
+            format!(" p={:.3} *", s.p_adjusted[j])
+        }
+        Standing::Claim => format!(" p={:.2}", s.p_adjusted[j]),
+    };
+    let hi = if c.hi.is_finite() {
+        format!("{:.2}", c.hi)
+    } else {
+        "∞".into()
+    };
+    format!("{:.2} [{:.2}–{hi}]{why}", c.est, c.lo)
 }
 
 fn f(x: f64, digits: usize) -> String {
@@ -64,8 +71,28 @@ fn level(s: &Summary) -> String {
     }
 }
 
-/// The markdown table: one section per configuration.
-pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> String {
+/// The capacities a configuration's calibrations measured: median,
+/// lowest, highest, and how many.
+fn capacity_line(config: &Config, calibrations: &[(Config, f64)]) -> Option<String> {
+    let v: Vec<f64> = calibrations
+        .iter()
+        .filter(|(c, _)| c == config)
+        .map(|c| c.1)
+        .collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    (!v.is_empty()).then(|| {
+        format!(
+            ": capacity {:.0} req/s (median of {} calibrations with `off`, {lo:.0}–{hi:.0}; every variant gets the same absolute rates)",
+            rseq_slice_lab::median(v.clone()),
+            v.len()
+        )
+    })
+}
+
+/// The markdown table: one section per configuration, the A/A control's
+/// false positives, and the capacity at the SLO.
+pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us: f64) -> String {
     let mut t = String::new();
     let mut configs: Vec<&Config> = Vec::new();
     for c in cells {
@@ -75,13 +102,10 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
     }
     for config in configs {
         let _ = write!(t, "\n### {}", config.label());
-        if let Some((_, cap)) = calibrations.iter().find(|(c, _)| c == config) {
-            let _ = write!(
-                t,
-                ": capacity {cap:.0} req/s (calibrated with `off`; every variant gets the same absolute rates)"
-            );
+        if let Some(line) = capacity_line(config, calibrations) {
+            t += &line;
         }
-        t += "\n\n| load | rate req/s | variant | runs | samples | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
+        t += "\n\n| load | rate req/s | variant | runs (boots) | unstable | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
         t += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for s in cells.iter().filter(|s| &s.config == config) {
             let r = |j: usize| ci_ratio(s, j);
@@ -91,18 +115,14 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             let lw = s.lock_wait_ns.map(|x| f(x, 0)).join("/");
             let _ = writeln!(
                 t,
-                "| {} | {:.0} | {} | {} | {} | {:.0}{} | {} | {} | {} | {} | {} | {} | {} | {kernel} | {lw} | {} |",
+                "| {} | {:.0} | {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {kernel} | {lw} | {} |",
                 level(s),
                 s.rate,
                 s.variant,
                 s.runs,
-                s.samples,
+                s.boots,
+                s.unstable,
                 s.throughput,
-                if s.overloaded > 0 {
-                    format!(" ({} overloaded)", s.overloaded)
-                } else {
-                    String::new()
-                },
                 ci_us(s.q[0]),
                 ci_us(s.q[1]),
                 ci_us(s.q[2]),
@@ -114,7 +134,48 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)]) -> Str
             );
         }
     }
-    t += "\nIntervals: bootstrap 95 % (by default two-stage: a cell's runs with replacement, then requests from them; results.json says which); ratios against `off` at the same configuration and rate; `*`: the ratio's interval excludes 1 and each side has at least 3 runs (significant); `(n<3)`: fewer runs, so no claim (one run cannot show how much runs differ). \"overloaded\": runs whose throughput stayed under 97 % of the offered rate or left answers missing (queueing in the latencies).\n";
+    let (n, raw, adjusted) = control_false_positives(cells);
+    if n > 0 {
+        let _ = writeln!(
+            t,
+            "\n**A/A control** (`off` run again as `{CONTROL}`): {raw} of {n} comparisons had p < 0.05 before correction ({:.0} %), {adjusted} significant after Holm's correction.",
+            100.0 * raw as f64 / n as f64
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "\n**A/A control:** no control comparison could be a claim here (no `{CONTROL}` variant, or too few stable runs): this table's false-positive rate is unknown."
+        );
+    }
+    let caps = slo_capacity(cells, slo_us);
+    if caps.iter().any(|c| c.1 != CONTROL) {
+        let _ = write!(
+            t,
+            "\n**Capacity at the SLO** (the highest rate offered whose p99.9 stayed under {} in at least 90 % of runs, every run stable):",
+            us(slo_us)
+        );
+        for (config, variant, rate) in &caps {
+            let off = caps
+                .iter()
+                .find(|c| &c.0 == config && c.1 == "off")
+                .and_then(|c| c.2);
+            let ratio = match (rate, off) {
+                (Some(r), Some(o)) if variant != "off" => format!(" ({:.2}x off)", r / o),
+                _ => String::new(),
+            };
+            let _ = write!(
+                t,
+                " {variant} {}{ratio};",
+                rate.map_or("below the lowest rate".into(), |r| format!("{r:.0} req/s"))
+            );
+        }
+        t.pop();
+        t += ". The rates offered are the table's: the capacity is known to their resolution.\n";
+    }
+    let _ = writeln!(
+        t,
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]. Ratios against `off` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run's throughput stayed under 99 % of the offered rate, answers were missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
+    );
     t
 }
 
@@ -128,9 +189,12 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
         let _ = write!(head, ",{q},{q}_lo,{q}_hi");
     }
     for q in ["p50", "p99", "p999"] {
-        let _ = write!(head, ",{q}_ratio,{q}_ratio_lo,{q}_ratio_hi,{q}_significant");
+        let _ = write!(
+            head,
+            ",{q}_ratio,{q}_ratio_lo,{q}_ratio_hi,{q}_p,{q}_p_holm,{q}_significant"
+        );
     }
-    head += ",p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing,overloaded_runs";
+    head += ",boots,unstable_runs,p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing";
     writeln!(w, "{head}")?;
     for s in cells {
         let c = &s.config;
@@ -157,14 +221,16 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
                 Some(r) => {
                     let _ = write!(
                         row,
-                        ",{},{},{},{}",
-                        r[j].est,
-                        r[j].lo,
-                        r[j].hi,
+                        ",{},{},{},{},{},{}",
+                        r[j].ratio.est,
+                        r[j].ratio.lo,
+                        r[j].ratio.hi,
+                        r[j].p,
+                        s.p_adjusted[j],
                         u8::from(s.significant(j) == Some(true))
                     );
                 }
-                None => row += ",,,,",
+                None => row += ",,,,,,",
             }
         }
         let k = s
@@ -172,7 +238,9 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
             .map_or(",,,".into(), |k| k.map(|x| x.to_string()).join(","));
         let _ = write!(
             row,
-            ",{},{},{},{k},{},{},{},{},{},{}",
+            ",{},{},{},{},{},{k},{},{},{},{},{},{}",
+            s.boots,
+            s.unstable,
             s.p90,
             s.max,
             s.grants_per_1k,
@@ -205,7 +273,7 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
     let mut w = std::fs::File::create(path)?;
     writeln!(
         w,
-        "kind,noise,lock,hold_us,workers,level,variant,repeat,rate,capacity,duration,ok,throughput,p50,p90,p99,p999,max,errors,missing,sent,slice_granted,sgrant,sexpir,srevok,syield,lock_wait_p99_ns,preempted_holds,error"
+        "kind,boot,noise,lock,hold_us,workers,level,variant,repeat,rate,capacity,duration,ok,unstable,throughput,p50,p90,p99,p999,max,errors,missing,sent,slice_granted,sgrant,sexpir,srevok,syield,lock_wait_p99_ns,preempted_holds,error"
     )?;
     for r in records {
         let c = &r.config;
@@ -219,13 +287,23 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
         let g = |f: &dyn Fn(&rseq_slice_examples::report::LoadReport) -> String| {
             p.map_or(String::new(), f)
         };
+        // The run's quantiles as the cells take them (from its histogram).
+        let figures = crate::stats::run_quantiles(r);
+        let q = |j: usize| {
+            if figures[j].is_finite() {
+                figures[j].to_string()
+            } else {
+                String::new()
+            }
+        };
         let k = r.kernel.map_or(",,,".into(), |k| {
             format!("{},{},{},{}", k.sgrant, k.sexpir, k.srevok, k.syield)
         });
         writeln!(
             w,
-            "{},{},{},{},{},{level},{variant},{repeat},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{k},{},{},{}",
+            "{},{},{},{},{},{},{level},{variant},{repeat},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{k},{},{},{}",
             r.kind,
+            csv_text(&r.boot),
             c.noise,
             c.lock,
             c.hold_us,
@@ -234,12 +312,12 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
             r.capacity.map_or(String::new(), |x| x.to_string()),
             r.duration,
             r.ok,
-            r.kind == "run" && crate::stats::overloaded(r),
+            r.kind == "run" && !crate::stats::stable(r),
             g(&|p| p.throughput.to_string()),
-            g(&|p| p.p50.to_string()),
+            q(0),
             g(&|p| p.p90.to_string()),
-            g(&|p| p.p99.to_string()),
-            g(&|p| p.p999.to_string()),
+            q(1),
+            q(2),
             g(&|p| p.max.to_string()),
             g(&|p| p.errors.to_string()),
             g(&|p| p.missing.to_string()),
