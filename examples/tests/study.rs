@@ -30,8 +30,6 @@ fn study(out: &Path, extra: &[&str]) -> Command {
         "300",
         "--min-secs",
         "1",
-        "--resamples",
-        "200",
     ])
     .arg("--out")
     .arg(out)
@@ -74,7 +72,7 @@ fn service_command_replot_and_resume() {
         std::fs::remove_file(out.join(f)).unwrap();
     }
     let replot = Command::new(env!("CARGO_BIN_EXE_study"))
-        .args(["--replot", "--resamples", "200", "--out"])
+        .args(["--replot", "--out"])
         .arg(&out)
         .output()
         .unwrap();

@@ -102,15 +102,20 @@ enum Cmd {
     /// out/fidelity/{virtual,real}-*.json and a summary table.
     Fidelity(fidelity::Args),
     /// The tail-latency study: service + noise + open-loop load, variants
-    /// off / sched / locks, x noise levels x rates. Runs natively when this
-    /// kernel has the slice extension, else in the guest (2 vCPUs unless --cpus).
+    /// off / control / locks x rates. Runs natively when this kernel has the
+    /// slice extension, else in guests side by side (1 vCPU for the service
+    /// unless --cpus, and 1 for the client).
     Study {
         #[command(flatten)]
         boot: BootArgs,
         /// The full matrix: each noise kind, hot lock, hold time and worker
-        /// count in turn, loads 0.5-0.95, variants off,sched,polls,locks.
+        /// count in turn, loads 0.3-0.9, variants off,control,sched,polls,locks.
         #[arg(long)]
         full: bool,
+        /// Guests side by side, each running its share of every cell
+        /// [default: the host's cores, at least 2].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+        boots: Option<u32>,
         /// A smoke run on the host (fallback where the kernel lacks the
         /// feature): one rate, one repeat, 1.5 s per run.
         #[arg(long, conflicts_with = "full")]
@@ -247,7 +252,8 @@ fn main() {
             full,
             smoke,
             extra,
-        } => study::study(&boot, full, smoke, &extra),
+            boots,
+        } => study::study(&boot, full, smoke, &extra, boots),
         Cmd::Guest { boot, command } => boot.boot(2).and_then(|mut b| {
             b.rw_dirs.push(workspace_root().join("out"));
             guest::run(&b, &command.join(" ")).map(|c| c == 0)

@@ -222,7 +222,7 @@ pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass])
         ok &= locks_smoke()?;
         ok &= check_aarch64()?;
         eprintln!("xtask: latency study smoke run on the host");
-        let smoke = crate::study::study(boot, false, true, &[])?;
+        let smoke = crate::study::study(boot, false, true, &[], None)?;
         let dir = workspace_root().join("out/smoke");
         let files = [
             "results.csv",
