@@ -1,6 +1,7 @@
 //! What rseq-slice's benchmarks and latency study share: the [`Conditions`]
 //! every result carries, statistics ([`median`], [`bootstrap`] confidence
-//! intervals), and small helpers for their tables and plots.
+//! intervals, [`runs`]: two variants compared run by run), and small
+//! helpers for their tables and plots.
 //!
 //! ```no_run
 //! let c = rseq_slice_lab::Conditions::detect();
@@ -8,13 +9,11 @@
 //! ```
 
 pub mod bootstrap;
-pub mod clustered;
 mod conditions;
 pub mod plot;
 pub mod runs;
 
 pub use bootstrap::{Ci, Weighted};
-pub use clustered::Clustered;
 pub use conditions::Conditions;
 
 /// The median of `v` (NaN when empty).

@@ -7,7 +7,7 @@ use super::*;
 /// scheduler sections) and return their directory.
 pub(crate) fn build_study(release: bool) -> Result<PathBuf> {
     let mut c = unstable_cargo();
-    c.args(["build", "-p", "rseq-slice-examples", "--bins"]);
+    c.args(["build", "-p", "rseq-slice-study", "--bins"]);
     if release {
         c.arg("--release");
     }

@@ -133,6 +133,31 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 f(s.preempted_holds, 0)
             );
         }
+        let caps: Vec<_> = slo_capacity(cells, slo_us)
+            .into_iter()
+            .filter(|c| &c.0 == config)
+            .collect();
+        if caps.iter().any(|c| c.1 != CONTROL) {
+            let _ = write!(
+                t,
+                "\n**Capacity at the SLO** (the highest rate offered whose p99.9 stayed under {} in at least 90 % of runs, every run stable):",
+                us(slo_us)
+            );
+            let off = caps.iter().find(|c| c.1 == "off").and_then(|c| c.2);
+            for (_, variant, rate) in &caps {
+                let ratio = match (rate, off) {
+                    (Some(r), Some(o)) if variant != "off" => format!(" ({:.2}x off)", r / o),
+                    _ => String::new(),
+                };
+                let _ = write!(
+                    t,
+                    " {variant} {}{ratio};",
+                    rate.map_or("below the lowest rate".into(), |r| format!("{r:.0} req/s"))
+                );
+            }
+            t.pop();
+            t += ". Known to the resolution of the rates offered.\n";
+        }
     }
     let (n, raw, adjusted) = control_false_positives(cells);
     if n > 0 {
@@ -146,31 +171,6 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
             t,
             "\n**A/A control:** no control comparison could be a claim here (no `{CONTROL}` variant, or too few stable runs): this table's false-positive rate is unknown."
         );
-    }
-    let caps = slo_capacity(cells, slo_us);
-    if caps.iter().any(|c| c.1 != CONTROL) {
-        let _ = write!(
-            t,
-            "\n**Capacity at the SLO** (the highest rate offered whose p99.9 stayed under {} in at least 90 % of runs, every run stable):",
-            us(slo_us)
-        );
-        for (config, variant, rate) in &caps {
-            let off = caps
-                .iter()
-                .find(|c| &c.0 == config && c.1 == "off")
-                .and_then(|c| c.2);
-            let ratio = match (rate, off) {
-                (Some(r), Some(o)) if variant != "off" => format!(" ({:.2}x off)", r / o),
-                _ => String::new(),
-            };
-            let _ = write!(
-                t,
-                " {variant} {}{ratio};",
-                rate.map_or("below the lowest rate".into(), |r| format!("{r:.0} req/s"))
-            );
-        }
-        t.pop();
-        t += ". The rates offered are the table's: the capacity is known to their resolution.\n";
     }
     let _ = writeln!(
         t,
@@ -284,7 +284,7 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
                 (x.level.to_string(), x.variant.clone(), x.repeat.to_string())
             });
         let p = r.report.as_ref();
-        let g = |f: &dyn Fn(&rseq_slice_examples::report::LoadReport) -> String| {
+        let g = |f: &dyn Fn(&rseq_slice_study::report::LoadReport) -> String| {
             p.map_or(String::new(), f)
         };
         // The run's quantiles as the cells take them (from its histogram).

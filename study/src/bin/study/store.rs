@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use rseq_slice_examples::report::LoadReport;
+use rseq_slice_study::report::LoadReport;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Cell, Config};

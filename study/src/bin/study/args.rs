@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use rseq_slice_examples::cli;
-use rseq_slice_examples::state::LockKind;
+use rseq_slice_study::cli;
+use rseq_slice_study::state::LockKind;
 
 /// CPU noise next to the service (hogs and wakers: as many as the CPUs the
 /// study is pinned to).

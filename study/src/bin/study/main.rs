@@ -133,7 +133,7 @@ fn main() -> Result<()> {
     for b in needed {
         if !bins.join(b).is_file() {
             bail!(
-                "{} missing: build the examples (cargo build --release -p rseq-slice-examples)",
+                "{} missing: build the examples (cargo build --release -p rseq-slice-study)",
                 bins.join(b).display()
             );
         }

@@ -8,7 +8,7 @@
 //! of the configuration, so all variants see the same absolute rates.
 
 use anyhow::{Result, bail};
-use rseq_slice_examples::report::LoadReport;
+use rseq_slice_study::report::LoadReport;
 
 use crate::plan::Config;
 use crate::run::{Ctx, load, stage};

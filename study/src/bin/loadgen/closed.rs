@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hdrhistogram::Histogram;
-use rseq_slice_examples::report::{LoadReport, summarize};
+use rseq_slice_study::report::{LoadReport, summarize};
 
 use crate::http::{connect, exchange};
 use crate::{Args, Hist, path_for, service_metrics};

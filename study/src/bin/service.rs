@@ -3,7 +3,7 @@
 //!
 //! Variants (`--variant`): `off` is a plain runtime; `locks` is what ships,
 //! `with_slice_extension()` with its defaults, plus slice-aware lock holds
-//! (see `rseq_slice_examples::state`); `sched` is scheduler sections alone
+//! (see `rseq_slice_study::state`); `sched` is scheduler sections alone
 //! (`SliceConfig::new().scheduler_sections(true)`, needs `--cfg
 //! tokio_unstable`); `polls` is `sched` plus whole task polls as sections
 //! (`task_polls(true)`). `--lock` picks the hot lock,
@@ -17,8 +17,8 @@ use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::routing::get;
 use clap::{Parser, ValueEnum};
-use rseq_slice_examples::lockstats;
-use rseq_slice_examples::state::{LockKind, Setup, State, mix};
+use rseq_slice_study::lockstats;
+use rseq_slice_study::state::{LockKind, Setup, State, mix};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

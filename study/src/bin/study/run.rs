@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rseq_slice_core::diagnostics::KernelStats;
-use rseq_slice_examples::report::LoadReport;
+use rseq_slice_study::report::LoadReport;
 
 use crate::args::Noise;
 use crate::plan::{Config, Plan};

@@ -2,7 +2,7 @@
 //! command, `--replot` from runs.jsonl alone, and `--resume` after a
 //! SIGINT. It starts real processes for ~15 s, so it is `#[ignore]`d (the
 //! guest suite runs every test binary): `cargo test -p
-//! rseq-slice-examples --test study -- --ignored`.
+//! rseq-slice-study --test study -- --ignored`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use rseq_slice_examples::report::{CURVE, decode_hist};
+use rseq_slice_study::report::{CURVE, decode_hist};
 use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
 use rseq_slice_lab::{Ci, Weighted, median};
 use serde::Serialize;
@@ -276,7 +276,7 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
             k(|k| k.syield),
         ]
     });
-    let sum = |f: &dyn Fn(&rseq_slice_examples::report::LoadReport) -> u64| {
+    let sum = |f: &dyn Fn(&rseq_slice_study::report::LoadReport) -> u64| {
         rs.iter()
             .filter_map(|r| r.report.as_ref())
             .map(f)
@@ -366,7 +366,7 @@ pub(crate) fn slo_capacity(cells: &[Summary], slo_us: f64) -> Vec<(Config, Strin
 #[cfg(test)]
 mod tests {
     use hdrhistogram::Histogram;
-    use rseq_slice_examples::report::summarize as report;
+    use rseq_slice_study::report::summarize as report;
 
     use super::*;
     use crate::plan::Cell;

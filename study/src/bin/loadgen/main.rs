@@ -21,8 +21,8 @@ mod http;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use rseq_slice_examples::cli;
-use rseq_slice_examples::report::{LoadReport, summarize};
+use rseq_slice_study::cli;
+use rseq_slice_study::report::{LoadReport, summarize};
 use tokio::sync::mpsc;
 
 use crate::http::{connect, exchange, fetch};
@@ -94,7 +94,7 @@ fn main() -> Result<()> {
 }
 
 fn path_for(args: &Args, i: u64) -> String {
-    let key = rseq_slice_examples::state::mix(i, 2) % args.keys;
+    let key = rseq_slice_study::state::mix(i, 2) % args.keys;
     args.path.replace("{key}", &key.to_string())
 }
 
@@ -149,7 +149,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
             loop {
                 let job = rx.lock().await.recv().await;
                 let Some((i, at)) = job else { break };
-                let key = rseq_slice_examples::state::mix(i, 2) % keys;
+                let key = rseq_slice_study::state::mix(i, 2) % keys;
                 let path = template.replace("{key}", &key.to_string());
                 match exchange(&mut c, &path, &mut line).await {
                     Ok(_) => {

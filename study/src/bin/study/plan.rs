@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::args::{Args, Noise, Variant, name};
-use rseq_slice_examples::state::LockKind;
+use rseq_slice_study::state::LockKind;
 
 /// Everything a run depends on but the variant, the level and the repeat.
 /// Calibration is per configuration.

@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     sleep_us: u64,
     /// Stop after this many seconds.
-    #[arg(long, default_value_t = 60.0, value_parser = rseq_slice_examples::cli::secs)]
+    #[arg(long, default_value_t = 60.0, value_parser = rseq_slice_study::cli::secs)]
     secs: f64,
 }
 
