@@ -106,13 +106,6 @@ impl Weighted {
         self.values[i.min(self.values.len() - 1)]
     }
 
-    /// From sorted distinct values and cumulative counts (zero counts
-    /// allowed: `cum` need only be non-decreasing).
-    pub(crate) fn from_cum(values: Vec<f64>, cum: Vec<u64>) -> Weighted {
-        debug_assert_eq!(values.len(), cum.len());
-        Weighted { values, cum }
-    }
-
     /// The value at rank `ceil(u * n)` (`u` in `0..=1`).
     pub(crate) fn at(&self, u: f64) -> f64 {
         let n = self.len();

@@ -45,7 +45,10 @@ pub fn compare(a: &[f64], b: &[f64]) -> Option<Shift> {
     if m == 0 || n == 0 {
         return None;
     }
-    let mut d: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+    let mut d: Vec<f64> = x
+        .iter()
+        .flat_map(|a| y.iter().map(move |b| a - b))
+        .collect();
     d.sort_by(f64::total_cmp);
     let est = crate::median(d.clone()).exp();
     // U: pairs where a's run is above b's, ties counting half.
@@ -150,7 +153,10 @@ mod tests {
         // m = n = 2: U takes 0, 1, 2, 2, 3, 4 over the 6 splits.
         let c = u_cdf(2, 2);
         let want = [1.0, 2.0, 4.0, 5.0, 6.0].map(|k| k / 6.0);
-        assert!(c.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{c:?}");
+        assert!(
+            c.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{c:?}"
+        );
         // 10 a side: P(U <= 23) = 0.0216, P(U <= 24) = 0.0262 (tables).
         let c = u_cdf(10, 10);
         assert!((c[23] - 0.0216).abs() < 5e-4 && (c[24] - 0.0262).abs() < 5e-4);
@@ -160,7 +166,10 @@ mod tests {
     fn three_runs_a_side_have_no_95_percent_interval() {
         let s = compare(&[1.0, 1.1, 1.2], &[2.0, 2.1, 2.2]).unwrap();
         assert_eq!((s.ratio.lo, s.ratio.hi), (0.0, f64::INFINITY));
-        assert!((s.p - 0.1).abs() < 1e-12, "the most extreme split: p = 2/20");
+        assert!(
+            (s.p - 0.1).abs() < 1e-12,
+            "the most extreme split: p = 2/20"
+        );
         let s = compare(&[1.0; 10], &[2.0; 10]).unwrap();
         assert!(s.ratio.excludes(1.0) && s.p < 1e-4 && (s.ratio.est - 0.5).abs() < 1e-12);
         assert!(compare(&[], &[1.0]).is_none());
@@ -228,8 +237,16 @@ mod tests {
                 rate(covered),
                 rate(found)
             );
-            assert!(rate(false_pos) <= 0.05 + 0.02, "σ {sigma}: A/A {}", rate(false_pos));
-            assert!(rate(covered) >= 0.95 - 0.02, "σ {sigma}: coverage {}", rate(covered));
+            assert!(
+                rate(false_pos) <= 0.05 + 0.02,
+                "σ {sigma}: A/A {}",
+                rate(false_pos)
+            );
+            assert!(
+                rate(covered) >= 0.95 - 0.02,
+                "σ {sigma}: coverage {}",
+                rate(covered)
+            );
             if sigma == 0.1 {
                 assert!(rate(found) >= 0.8, "σ {sigma}: power {}", rate(found));
             }

@@ -23,14 +23,7 @@ fn study(out: &Path, extra: &[&str]) -> Command {
         "--variants",
         "off,locks",
     ])
-    .args([
-        "--rates",
-        "300",
-        "--samples",
-        "300",
-        "--min-secs",
-        "1",
-    ])
+    .args(["--rates", "300", "--samples", "300", "--min-secs", "1"])
     .arg("--out")
     .arg(out)
     .args(extra);

@@ -155,7 +155,11 @@ pub(crate) fn study(
     b.append.retain(|w| w != "rseq_debug=1");
     let root = workspace_root();
     let (out, flags) = split_out(&flags);
-    let out = if out.is_absolute() { out } else { root.join(out) };
+    let out = if out.is_absolute() {
+        out
+    } else {
+        root.join(out)
+    };
     std::fs::create_dir_all(&out)?;
     b.rw_dirs.push(out.clone());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);

@@ -5,9 +5,15 @@ use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+/// How long a connect or the final `/metrics` fetch may take: neither may
+/// hold a run past its budget (a service that stops answering loses its
+/// counters, not the run).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
-    let s = TcpStream::connect(addr)
+    let s = tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
         .await
+        .with_context(|| format!("connecting to {addr}: no answer in {PATIENCE:?}"))?
         .with_context(|| format!("connecting to {addr}"))?;
     s.set_nodelay(true)?;
     Ok(BufReader::new(s))
@@ -48,6 +54,12 @@ pub(crate) async fn exchange(
 }
 
 pub(crate) async fn fetch(addr: &str, path: &str) -> Result<String> {
+    tokio::time::timeout(PATIENCE, fetch_now(addr, path))
+        .await
+        .with_context(|| format!("GET {path}: no answer in {PATIENCE:?}"))?
+}
+
+async fn fetch_now(addr: &str, path: &str) -> Result<String> {
     let mut c = connect(addr).await?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
     c.get_mut().write_all(req.as_bytes()).await?;

@@ -162,7 +162,9 @@ fn main() -> Result<()> {
         Some(c) => format!(
             "client: loadgen alone on CPU {c}, the service and the noise on {service_cpus:?}"
         ),
-        None => format!("client: loadgen shares CPUs {service_cpus:?} with the service and the noise"),
+        None => {
+            format!("client: loadgen shares CPUs {service_cpus:?} with the service and the noise")
+        }
     };
     let conditions = match &args.conditions {
         Some(note) => format!("{note}; {detected}; {kernel}; {client}"),

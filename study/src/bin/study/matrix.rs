@@ -90,7 +90,10 @@ fn calibrate_all(
     check: bool,
 ) -> Result<HashMap<String, Result<f64, String>>> {
     let mut rates: HashMap<String, Vec<f64>> = HashMap::new();
-    for r in latest_ok(previous).iter().filter(|r| r.kind == "calibration") {
+    for r in latest_ok(previous)
+        .iter()
+        .filter(|r| r.kind == "calibration")
+    {
         rates.entry(r.config.key()).or_default().push(r.rate);
     }
     let mut errors: HashMap<String, String> = HashMap::new();

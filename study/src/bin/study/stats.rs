@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
-use rseq_slice_study::report::{CURVE, decode_hist};
 use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
 use rseq_slice_lab::{Ci, Weighted, median};
+use rseq_slice_study::report::{CURVE, decode_hist};
 use serde::Serialize;
 
 use crate::plan::Config;
@@ -326,9 +326,9 @@ pub(crate) fn control_false_positives(cells: &[Summary]) -> (usize, usize, usize
         let (Some(r), Standing::Claim) = (s.ratio, s.standing()) else {
             continue;
         };
-        for j in 0..3 {
+        for (j, shift) in r.iter().enumerate() {
             n.0 += 1;
-            n.1 += usize::from(r[j].p < ALPHA);
+            n.1 += usize::from(shift.p < ALPHA);
             n.2 += usize::from(s.significant(j) == Some(true));
         }
     }
@@ -419,7 +419,11 @@ mod tests {
         // Every figure lies within its runs' range.
         for s in &cells {
             for j in 0..3 {
-                assert!(s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi, "{:?}", s.q[j]);
+                assert!(
+                    s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi,
+                    "{:?}",
+                    s.q[j]
+                );
             }
         }
         assert_eq!(locks.standing(), Standing::Claim);
