@@ -8,7 +8,8 @@
 //! tokio_unstable`); `polls` is `sched` plus whole task polls as sections
 //! (`task_polls(true)`). `--lock` picks the hot lock,
 //! `--hold-us` its hold time. Prints `listening <port>` on stdout; `GET
-//! /metrics` answers the slice counters and the hot lock's statistics.
+//! /metrics` answers the slice counters, the hot lock's statistics and the
+//! service's own latency of every `/item` request (`served_us`).
 
 use std::sync::Arc;
 
@@ -17,8 +18,8 @@ use axum::Router;
 use axum::extract::{Path, State as AxState};
 use axum::routing::get;
 use clap::{Parser, ValueEnum};
-use rseq_slice_study::lockstats;
 use rseq_slice_study::state::{LockKind, Setup, State, mix};
+use rseq_slice_study::{lockstats, served};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -75,6 +76,17 @@ async fn item(AxState(app): AxState<App>, Path(key): Path<u64>) -> String {
     format!("{:x}\n", h & 0xffff)
 }
 
+/// Time each request inside the service ([`served`]).
+async fn timed(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let t = std::time::Instant::now();
+    let answer = next.run(req).await;
+    served::record(t.elapsed());
+    answer
+}
+
 async fn metrics_handler(AxState(app): AxState<App>) -> String {
     let (t, state) = match &app.metrics {
         Some(m) => {
@@ -104,8 +116,10 @@ async fn metrics_handler(AxState(app): AxState<App>) -> String {
         "slice_cleared": t.cleared,
         "slice_state": state,
     });
-    if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
-        o.extend(e);
+    for more in [extra, served::snapshot()] {
+        if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), more) {
+            o.extend(e);
+        }
     }
     v.to_string()
 }
@@ -151,6 +165,7 @@ fn main() -> Result<()> {
         println!("listening {port}");
         let router = Router::new()
             .route("/item/{key}", get(item))
+            .route_layer(axum::middleware::from_fn(timed))
             .route("/metrics", get(metrics_handler))
             .with_state(app);
         let serve = axum::serve(listener, router);

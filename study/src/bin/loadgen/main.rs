@@ -99,9 +99,12 @@ fn path_for(args: &Args, i: u64) -> String {
 }
 
 async fn service_metrics(args: &Args) -> serde_json::Value {
-    fetch(&args.addr, &args.metrics_path)
-        .await
-        .ok()
+    json_of(fetch(&args.addr, &args.metrics_path).await)
+}
+
+/// A fetched body as JSON (null when the fetch failed or it is not JSON).
+fn json_of(body: Result<String>) -> serde_json::Value {
+    body.ok()
         .and_then(|b| serde_json::from_str(&b).ok())
         .unwrap_or(serde_json::Value::Null)
 }
@@ -136,6 +139,12 @@ async fn run(args: &Args) -> Result<LoadReport> {
                 break;
             }
         }
+    });
+    // The service's counters as the measured window opens.
+    let (addr, mpath) = (args.addr.clone(), args.metrics_path.clone());
+    let at_warm = tokio::spawn(async move {
+        tokio::time::sleep_until((start + warm).into()).await;
+        json_of(fetch(&addr, &mpath).await)
     });
     let mut tasks = tokio::task::JoinSet::new();
     for mut c in conns {
@@ -239,5 +248,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
         service,
     );
     report.halves_p50 = halves_p50;
+    report.service_warm = at_warm.await.unwrap_or(serde_json::Value::Null);
     Ok(report)
 }

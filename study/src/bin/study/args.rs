@@ -97,7 +97,8 @@ pub(crate) struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) repeats: Option<u32>,
     /// Requests recorded per run after the warm-up (sets the run's length:
-    /// max(--min-secs, samples / rate + warm-up)) [default: 8000; --smoke: 2000].
+    /// max(--min-secs, samples / rate + warm-up)) [default: 5000; --full:
+    /// 8000; --smoke: 2000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub(crate) samples: Option<u64>,
     /// Shortest run, seconds (warm-up included) [default: 1; --smoke: 1.5].
@@ -110,11 +111,12 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) closed_only: bool,
     /// Seconds of each calibration load (closed loop, then the open-loop
-    /// check) [default: 3; --full: 5; --smoke: 1].
+    /// check) [default: 2; --full: 3; --smoke: 1].
     #[arg(long, value_parser = cli::secs)]
     pub(crate) calibrate_secs: Option<f64>,
     /// Calibrations of each configuration in this boot; the capacity is
-    /// the median of every calibration runs.jsonl holds [default: 2; --smoke: 1].
+    /// the median of every calibration runs.jsonl holds, every boot's
+    /// [default: 1; --full: 2].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub(crate) calibrations: Option<u32>,
     /// Calibrate, then stop (the xtask calibrates every boot first, then

@@ -106,9 +106,9 @@ impl Plan {
                 vec![Noise::Batch],
                 vec![Variant::Off, Variant::Control, Variant::Locks],
                 5,
-                8_000,
+                5_000,
                 1.0,
-                3.0,
+                2.0,
             )
         };
         let d_lock = [LockKind::Parking];
@@ -174,7 +174,7 @@ impl Plan {
             min_secs: a.min_secs.unwrap_or(min_secs),
             warmup: a.warmup,
             calibrate_secs: a.calibrate_secs.unwrap_or(cal),
-            calibrations: a.calibrations.unwrap_or(if a.smoke { 1 } else { 2 }),
+            calibrations: a.calibrations.unwrap_or(if a.full { 2 } else { 1 }),
             cpus,
         }
     }
@@ -247,7 +247,7 @@ mod tests {
             order[0].variant, order[3].variant,
             "the first variant rotates"
         );
-        assert_eq!(p.duration(1000.0), 8.5);
+        assert_eq!(p.duration(1000.0), 5.5);
         assert_eq!(p.duration(1e6), 1.0);
     }
 

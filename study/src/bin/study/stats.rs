@@ -55,6 +55,10 @@ pub(crate) struct Summary {
     pub(crate) q: [Ci; 3],
     /// Each run's p50, p99, p99.9 (`per_run[j][run]`).
     pub(crate) per_run: [Vec<f64>; 3],
+    /// The service's own p50, p99, p99.9 (from the read of a request to its
+    /// answer; `served_us` on its `/metrics`), like `q`: NaN where the
+    /// service does not record it.
+    pub(crate) served: [Ci; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
     pub(crate) ratio: Option<[Shift; 3]>,
     /// Holm-adjusted p-values of the ratios (NaN: not a claim).
@@ -138,6 +142,28 @@ fn latencies(r: &Record) -> Option<Weighted> {
             .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
     );
     (!w.is_empty()).then_some(w)
+}
+
+/// A run's service-side latencies over its measured window: the service's
+/// `served_hist` at the end minus the one at the end of the warm-up (the
+/// whole run where that is missing). None where the service has none.
+fn served(r: &Record) -> Option<Weighted> {
+    let p = r.report.as_ref()?;
+    let hist = |v: &serde_json::Value| decode_hist(v["served_hist"].as_str()?).ok();
+    let mut end = hist(&p.service)?;
+    if let Some(warm) = hist(&p.service_warm) {
+        end.subtract(&warm).ok()?;
+    }
+    let w = Weighted::from_counts(
+        end.iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
+    );
+    (!w.is_empty()).then_some(w)
+}
+
+/// A run's service-side p50, p99 and p99.9, µs (NaN where not recorded).
+pub(crate) fn served_quantiles(r: &Record) -> [f64; 3] {
+    served(r).map_or([f64::NAN; 3], |w| QS.map(|q| w.quantile(q)))
 }
 
 /// A run's p50, p99 and p99.9, µs (NaN without a histogram).
@@ -298,6 +324,10 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
         throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
         q: [0, 1, 2].map(|j| spread(&per_run[j])),
         per_run,
+        served: {
+            let sq: Vec<[f64; 3]> = rs.iter().map(|r| served_quantiles(r)).collect();
+            [0, 1, 2].map(|j| spread(&sq.iter().map(|f| f[j]).collect::<Vec<f64>>()))
+        },
         ratio: None,
         p_adjusted: [f64::NAN; 3],
         off_runs: 0,

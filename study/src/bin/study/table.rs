@@ -105,8 +105,8 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
         if let Some(line) = capacity_line(config, calibrations) {
             t += &line;
         }
-        t += "\n\n| load | rate req/s | variant | runs (boots) | unstable | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
-        t += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        t += "\n\n| load | rate req/s | variant | runs (boots) | unstable | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | served p50 / p99.9 µs | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
+        t += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
         for s in cells.iter().filter(|s| &s.config == config) {
             let r = |j: usize| ci_ratio(s, j);
             let kernel = s
@@ -115,7 +115,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
             let lw = s.lock_wait_ns.map(|x| f(x, 0)).join("/");
             let _ = writeln!(
                 t,
-                "| {} | {:.0} | {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {kernel} | {lw} | {} |",
+                "| {} | {:.0} | {} | {} ({}) | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {kernel} | {lw} | {} |",
                 level(s),
                 s.rate,
                 s.variant,
@@ -129,6 +129,8 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 r(0),
                 r(1),
                 r(2),
+                us(s.served[0].est),
+                us(s.served[2].est),
                 f(s.grants_per_1k, 1),
                 f(s.preempted_holds, 0)
             );
@@ -174,7 +176,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]. Ratios against `off` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run's throughput stayed under 99 % of the offered rate, answers were missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `off` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run's throughput stayed under 99 % of the offered rate, answers were missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
     );
     t
 }
@@ -194,7 +196,7 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
             ",{q}_ratio,{q}_ratio_lo,{q}_ratio_hi,{q}_p,{q}_p_holm,{q}_significant"
         );
     }
-    head += ",boots,unstable_runs,p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing";
+    head += ",served_p50,served_p99,served_p999,boots,unstable_runs,p90,max,grants_per_1k,sgrant_per_1k,sexpir_per_1k,srevok_per_1k,syield_per_1k,lock_wait_p50_ns,lock_wait_p99_ns,lock_wait_p999_ns,preempted_holds,errors,missing";
     writeln!(w, "{head}")?;
     for s in cells {
         let c = &s.config;
@@ -238,7 +240,10 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
             .map_or(",,,".into(), |k| k.map(|x| x.to_string()).join(","));
         let _ = write!(
             row,
-            ",{},{},{},{},{},{k},{},{},{},{},{},{}",
+            ",{},{},{},{},{},{},{},{},{k},{},{},{},{},{},{}",
+            s.served[0].est,
+            s.served[1].est,
+            s.served[2].est,
             s.boots,
             s.unstable,
             s.p90,
