@@ -198,6 +198,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
     drop(rx);
     let _ = pacer.join();
     let service = service_metrics(args).await;
+    let service_warm = at_warm.await.unwrap_or(serde_json::Value::Null);
     // Unanswered requests count, with their age at the deadline.
     let mut missing = 0u64;
     let mut h = hist
@@ -248,6 +249,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
         service,
     );
     report.halves_p50 = halves_p50;
-    report.service_warm = at_warm.await.unwrap_or(serde_json::Value::Null);
+    report.service_warm = service_warm;
     Ok(report)
 }
