@@ -25,8 +25,8 @@ pub(crate) const MIN_RUNS: usize = 10;
 /// Boots each side's runs must come from.
 pub(crate) const MIN_BOOTS: usize = 2;
 
-/// A run is unstable when its answers per second stay under this share of
-/// the offered rate...
+/// A run is unstable when it answered fewer than this share of the
+/// requests scheduled in its measured window...
 const KEEP_UP: f64 = 0.99;
 
 /// ...or when the median of its second half exceeds twice its first
@@ -122,15 +122,24 @@ impl Summary {
     }
 }
 
-/// Whether a run kept up with its offered rate: answers per second at
-/// least 99 % of it, none missing at the end, and a second half whose
-/// median is not more than twice the first's plus 0.5 ms (a growing
-/// backlog). An unstable run measures its queue, not its tail.
+/// Whether a run kept up with its offered rate: it answered at least 99 %
+/// of the requests scheduled in its measured window, none was missing at
+/// the end, and its second half's median is not more than twice the
+/// first's plus 0.5 ms (a growing backlog). An unstable run measures its
+/// queue, not its tail.
+///
+/// Answers are counted, not taken per second up to the last one: over a
+/// short window that rate is the tail's, not the backlog's (a 0.68 s
+/// window whose last answer came 7 ms late reads 99.0 %).
 pub(crate) fn stable(r: &Record) -> bool {
     r.report.as_ref().is_some_and(|p| {
         let [a, b] = p.halves_p50.map(|x| x as f64);
         let backlog = a > 0.0 && b > 2.0 * a + BACKLOG_US;
-        p.throughput >= KEEP_UP * r.rate && p.missing == 0 && !backlog
+        // The window's requests: those answered, and those missing (every
+        // one of which loadgen recorded at its age at the end).
+        let window = latencies(r).map_or(0, |w| w.len());
+        let answered = p.ok_measured as f64 >= KEEP_UP * window as f64;
+        answered && window > 0 && p.missing == 0 && !backlog
     })
 }
 
@@ -480,7 +489,7 @@ mod tests {
         assert_eq!(summarize(&refs)[2].standing(), Standing::OneBoot);
         let mut slow = matrix(2.0);
         if let Some(p) = slow[1].report.as_mut() {
-            p.throughput = 0.9 * 100.0;
+            p.ok_measured = 4_900;
         }
         let refs: Vec<&Record> = slow.iter().collect();
         let cells = summarize(&refs);
