@@ -55,13 +55,24 @@ fn trixie() -> Result<PathBuf> {
     let root = qemu_root()?;
     let r = root.display();
     let script = rseq_slice_cache().join("qemu-system-x86_64-trixie");
+    // qemu also looks for modules in its compiled-in directory, which is
+    // the host qemu's: a module found only there (one of 7.2's) aborts
+    // qemu 10 ("Only modules from the same build can be loaded"). So it
+    // runs in a mount namespace of its own, where that directory is the
+    // trixie root's.
+    let moddir = "/usr/lib/x86_64-linux-gnu/qemu";
     let body = format!(
         "#!/bin/sh\n\
          # qemu 10 from the Debian trixie root at {r} (made by cargo xtask).\n\
-         export QEMU_MODULE_DIR='{r}/usr/lib/x86_64-linux-gnu/qemu'\n\
-         exec '{r}/usr/lib64/ld-linux-x86-64.so.2' \
+         export QEMU_MODULE_DIR='{r}{moddir}'\n\
+         run() {{ exec '{r}/usr/lib64/ld-linux-x86-64.so.2' \
          --library-path '{r}/usr/lib/x86_64-linux-gnu:{r}/lib/x86_64-linux-gnu' \
-         '{r}/usr/bin/qemu-system-x86_64' -L '{r}/usr/share/qemu' -L '{r}/usr/share/seabios' \"$@\"\n"
+         '{r}/usr/bin/qemu-system-x86_64' -L '{r}/usr/share/qemu' -L '{r}/usr/share/seabios' \"$@\"; }}\n\
+         if [ -d '{moddir}' ] && [ -z \"$RSEQ_SLICE_QEMU_NS\" ]; then\n\
+         \x20 RSEQ_SLICE_QEMU_NS=1 exec unshare --mount --propagation private \"$0\" \"$@\"\n\
+         fi\n\
+         if [ -n \"$RSEQ_SLICE_QEMU_NS\" ]; then mount --bind '{r}{moddir}' '{moddir}' || exit 1; fi\n\
+         run \"$@\"\n"
     );
     if std::fs::read_to_string(&script).ok().as_deref() != Some(body.as_str()) {
         std::fs::write(&script, body)?;
