@@ -403,7 +403,7 @@ pub(crate) fn slo_capacity(cells: &[Summary], slo_us: f64) -> Vec<(Config, Strin
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use hdrhistogram::Histogram;
     use rseq_slice_study::report::summarize as report;
 
@@ -432,7 +432,7 @@ mod tests {
     }
 
     /// 10 runs a side from 2 boots, run-to-run differences of a few %.
-    fn matrix(locks_scale: f64) -> Vec<Record> {
+    pub(crate) fn matrix(locks_scale: f64) -> Vec<Record> {
         (0..10)
             .flat_map(|k| {
                 let boot = if k < 5 { "1" } else { "2" };

@@ -335,3 +335,37 @@ pub(crate) fn runs_csv(path: &Path, records: &[Record]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::summarize;
+    use crate::stats::tests::matrix;
+
+    #[test]
+    fn the_table_stars_claims_and_prints_the_control() {
+        let rs = matrix(2.0);
+        let refs: Vec<&Record> = rs.iter().collect();
+        let cells = summarize(&refs);
+        let cal = [
+            (cells[0].config.clone(), 200.0),
+            (cells[0].config.clone(), 210.0),
+        ];
+        let t = markdown(&cells, &cal, 1_500.0);
+        assert!(t.contains("capacity 205 req/s (median of 2 calibrations with `off`, 200–210"));
+        assert!(t.contains(
+            "0 of 3 comparisons had p < 0.05 before correction (0 %), 0 significant after Holm"
+        ));
+        let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
+        assert_eq!(locks.matches(" *").count(), 3, "{locks}");
+        assert!(
+            t.contains("off 100 req/s; control 100 req/s (1.00x off); locks below the lowest rate"),
+            "{t}"
+        );
+        // Half the runs: no claim, and the table says why.
+        let few: Vec<&Record> = refs.iter().copied().filter(|r| r.boot == "1").collect();
+        let t = markdown(&summarize(&few), &cal, 1_500.0);
+        let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
+        assert!(!locks.contains(" *") && locks.contains("(n<10)"), "{locks}");
+    }
+}
