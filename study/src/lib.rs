@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod lockstats;
+pub mod perthread;
 pub mod report;
 pub mod served;
 pub mod spin_park;

@@ -5,53 +5,26 @@
 //! waits outside it (the socket, the client's CPU, the run queue before the
 //! request was read).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-
+use crate::perthread::{PerThread, quantiles};
 use crate::report::encode_hist;
 
-type Hist = Arc<parking_lot::Mutex<Histogram<u64>>>;
-
-/// Every thread's histogram, registered on first use.
-static THREADS: Mutex<Vec<Hist>> = Mutex::new(Vec::new());
-
-fn new_hist() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid")
-}
-
-thread_local! {
-    static MINE: Hist = {
-        let h: Hist = Arc::new(parking_lot::Mutex::new(new_hist()));
-        THREADS.lock().unwrap_or_else(|p| p.into_inner()).push(h.clone());
-        h
-    };
-}
+/// Every thread's histogram (µs).
+static SERVED: PerThread = PerThread::new(60_000_000);
 
 /// Record one request that took `d` inside the service.
 pub fn record(d: Duration) {
-    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
-    MINE.with(|h| h.lock().saturating_record(us));
+    SERVED.record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
 }
 
 /// Every request so far, as JSON: `served_us` (`count`, `p50`, `p99`,
 /// `p999`, `max`) and `served_hist` (the histogram, for differences
 /// between two snapshots: [`crate::report::decode_hist`]).
 pub fn snapshot() -> serde_json::Value {
-    let mut all = new_hist();
-    for h in THREADS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let _ = all.add(&*h.lock());
-    }
-    let q = |p: f64| all.value_at_quantile(p);
+    let all = SERVED.merged();
     serde_json::json!({
-        "served_us": {
-            "count": all.len(),
-            "p50": q(0.5),
-            "p99": q(0.99),
-            "p999": q(0.999),
-            "max": all.max(),
-        },
+        "served_us": quantiles(&all),
         "served_hist": encode_hist(&all),
     })
 }
