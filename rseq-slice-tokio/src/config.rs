@@ -92,8 +92,8 @@ impl SliceConfig {
     /// The defaults.
     pub fn new() -> SliceConfig {
         SliceConfig {
-            // Off: measured, they cut no tail latency under batch noise and
-            // raised p99.9 1.2-1.5x under bursty wake-ups (docs/study.md).
+            // Off: no measurement on a faithful platform shows them to help
+            // (docs/study.md).
             scheduler_sections: false,
             task_polls: false,
             metrics: SliceMetrics::default(),
@@ -116,9 +116,9 @@ impl SliceConfig {
     /// `on_after_task_poll` / `on_thread_unpark` to the next
     /// `on_before_task_poll` / `on_thread_park`. Needs `--cfg tokio_unstable`.
     ///
-    /// Off by default: in the latency study they cut no tail latency under
-    /// co-located batch work, and under bursty wake-ups they raised p99.9
-    /// 1.2–1.5× (the workspace's `docs/study.md`). Measure before turning
+    /// Off by default: no measurement on a platform that passes the
+    /// workspace's fidelity checks shows them to help (its `docs/study.md`;
+    /// the study's `sched` variant measures them). Measure before turning
     /// them on.
     pub fn scheduler_sections(mut self, on: bool) -> Self {
         self.scheduler_sections = on;
