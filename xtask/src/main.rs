@@ -16,7 +16,7 @@
 //! - `cargo xtask fidelity`: does the guest schedule like hardware? Checks
 //!   with known answers at 1, 2 and 4 vCPUs, two boots each.
 //! - `cargo xtask study`: the tail-latency study (natively when this kernel
-//!   has the feature, else in a 2-vCPU guest; `study`).
+//!   has the feature, else in guests side by side, 1 service vCPU + 1 client vCPU each; `study`).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 //!
