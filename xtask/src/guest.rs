@@ -263,7 +263,13 @@ pub(crate) fn ensure_tools() -> Result<()> {
         run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
         run_checked(
             Command::new("apt-get")
-                .args(["install", "-y", "-qq", "qemu-system-x86"])
+                .args([
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--no-install-recommends",
+                    "qemu-system-x86",
+                ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
