@@ -14,10 +14,12 @@ pub(crate) type TaskHook = Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sy
 
 /// How a runtime uses the slice extension.
 ///
-/// Defaults: scheduler sections **on** (they take effect only in builds with
-/// `--cfg tokio_unstable`, which has the task-poll hooks); whole task polls
-/// **off** (a poll can outlast a 5 µs grant by far: use
-/// [`slice_critical`](crate::slice_critical) on the short parts instead).
+/// Defaults: every worker and blocking thread registered and counted;
+/// scheduler sections **off** and whole task polls **off** (both need
+/// `--cfg tokio_unstable`, which has the task-poll hooks; a poll can outlast
+/// a 5 µs grant by far). So the defaults guard nothing by themselves: the
+/// sections come from slice-aware locks and
+/// [`slice_critical`](crate::slice_critical) on the short parts.
 ///
 /// tokio keeps one hook of each kind and cannot show it back, so hooks set on
 /// the builder after the adapter replace its own, and hooks set before it

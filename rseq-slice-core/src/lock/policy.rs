@@ -9,12 +9,11 @@ use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 /// The request costs one store and one load per section (about 1 ns on the
 /// host, nothing measurable next to a 2 µs section in the guest); it pays
 /// when a holder would otherwise be preempted while others wait.
-/// [`Policy::Always`] is the default because the measurements chose it: in
-/// a 1-vCPU guest a spinlock gained 5.4x ops/s at 8 threads with `Always`,
-/// against 2.3x with `Adaptive { window: 1024 }`. Grants remove the very
-/// contention that keeps the adaptive window open, so it closes and the next
-/// preemption lands on a holder that did not request. The README's *Locks*
-/// section has the table.
+/// [`Policy::Always`] is the default: a lock contended only now and then
+/// is the one an adaptive window leaves unguarded. Grants remove the very
+/// contention that keeps the window open, so it closes, and the next
+/// preemption lands on a holder that did not request. `cargo xtask
+/// bench-locks` measures the policies side by side (docs/benchmarks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Policy {
