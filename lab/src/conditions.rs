@@ -112,8 +112,13 @@ impl fmt::Display for Conditions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} vCPU/CPU, {} time, {}{}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            "{} {}, {} time, {}{}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
             self.cpus,
+            if self.qemu == "native" {
+                "CPUs"
+            } else {
+                "vCPUs"
+            },
             self.clock,
             self.qemu,
             if self.fidelity == "native" {

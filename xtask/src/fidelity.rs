@@ -53,7 +53,7 @@ pub(crate) fn verdict(b: &Boot) -> String {
     let dir = workspace_root().join("out/fidelity");
     let prefix = format!("{}-cpus{}-boot", mode_slug(b), b.cpus);
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return "not checked".into();
+        return published(b);
     };
     let passed: Vec<bool> = entries
         .filter_map(|e| e.ok())
@@ -63,13 +63,39 @@ pub(crate) fn verdict(b: &Boot) -> String {
         .map(|v| v["passed"].as_bool() == Some(true))
         .collect();
     match passed.len() {
-        0 => "not checked".into(),
+        0 => published(b),
         n if passed.iter().all(|&p| p) => format!("passed ({n} boots)"),
         n => format!(
             "FAILED ({} of {n} boots)",
             passed.iter().filter(|&&p| !p).count()
         ),
     }
+}
+
+/// Without results of this machine's own: what the published table
+/// (`docs/fidelity/<mode>.md`) says of `b`'s vCPU count.
+fn published(b: &Boot) -> String {
+    let name = format!("docs/fidelity/{}.md", mode_slug(b));
+    let Ok(text) = std::fs::read_to_string(workspace_root().join(&name)) else {
+        return "not checked".into();
+    };
+    match published_verdict(&text, b.cpus) {
+        Some(true) => format!("passed ({name})"),
+        Some(false) => format!("FAILED ({name})"),
+        None => "not checked".into(),
+    }
+}
+
+/// Whether the `## N vCPU` section of a published table passed every
+/// check (`None`: no such section).
+fn published_verdict(table: &str, cpus: u32) -> Option<bool> {
+    let head = format!("{cpus} vCPU\n");
+    let section = table.split("\n## ").find(|s| s.starts_with(&head))?;
+    Some(
+        !section
+            .lines()
+            .any(|l| l.starts_with('|') && l.contains("| FAIL")),
+    )
 }
 
 /// The fidelity binary, built for the guest.
@@ -249,4 +275,20 @@ fn summarize(clock: &str, runs: &[(u32, u32, PathBuf, i32)]) -> Result<String> {
         s += "\n";
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn published_tables_give_each_layout_its_verdict() {
+        let root = crate::workspace_root();
+        let read = |f: &str| std::fs::read_to_string(root.join("docs/fidelity").join(f)).unwrap();
+        let client = read("virtual-qemu7.2-client.md");
+        assert_eq!(super::published_verdict(&client, 2), Some(true));
+        assert_eq!(super::published_verdict(&client, 3), None);
+        let plain = read("virtual-qemu7.2.md");
+        assert_eq!(super::published_verdict(&plain, 1), Some(true));
+        assert_eq!(super::published_verdict(&plain, 2), Some(false));
+        assert_eq!(super::published_verdict(&plain, 4), Some(false));
+    }
 }
