@@ -1,7 +1,7 @@
-//! What the service's hot lock saw: how long each acquisition waited (an
-//! HDR histogram per thread, merged when read), how many holds there were,
-//! and how many lasted longer than a threshold (a holder preempted, most
-//! likely: the hold's own work is a few µs).
+//! What the service's hot lock saw: how long each acquisition waited and
+//! each hold lasted (HDR histograms per thread, merged when read), how many
+//! holds there were, and how many lasted longer than a threshold (a holder
+//! preempted, most likely: the hold's own work is a few µs).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -10,6 +10,8 @@ use crate::perthread::{PerThread, quantiles};
 
 /// Every thread's wait histogram (nanoseconds).
 static WAITS: PerThread = PerThread::new(60_000_000_000);
+/// Every thread's hold histogram (nanoseconds).
+static HELD: PerThread = PerThread::new(60_000_000_000);
 static HOLDS: AtomicU64 = AtomicU64::new(0);
 static PREEMPTED: AtomicU64 = AtomicU64::new(0);
 
@@ -17,17 +19,19 @@ static PREEMPTED: AtomicU64 = AtomicU64::new(0);
 /// hold over `preempted` counts as preempted.
 pub fn record(wait: Duration, held: Duration, preempted: Duration) {
     WAITS.record(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+    HELD.record(u64::try_from(held.as_nanos()).unwrap_or(u64::MAX));
     HOLDS.fetch_add(1, Relaxed);
     if held > preempted {
         PREEMPTED.fetch_add(1, Relaxed);
     }
 }
 
-/// The counters so far, as JSON: `lock_wait_ns` (`count`, `p50`, `p99`,
-/// `p999`, `max`), `holds`, `preempted_holds`.
+/// The counters so far, as JSON: `lock_wait_ns` and `lock_hold_ns`
+/// (`count`, `p50`, `p99`, `p999`, `max`), `holds`, `preempted_holds`.
 pub fn snapshot() -> serde_json::Value {
     serde_json::json!({
         "lock_wait_ns": quantiles(&WAITS.merged()),
+        "lock_hold_ns": quantiles(&HELD.merged()),
         "holds": HOLDS.load(Relaxed),
         "preempted_holds": PREEMPTED.load(Relaxed),
     })

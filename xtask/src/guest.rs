@@ -28,6 +28,8 @@ const KERNEL_CONFIG_ITEMS: &[&str] = &[
     "CONFIG_DEBUG_FS=y",
     "CONFIG_HIGH_RES_TIMERS=y",
     "CONFIG_PREEMPT_LAZY=y",
+    // cgroup v2's cpu.max (the study's --cpu-max); the shared kernel predates it.
+    "CONFIG_CFS_BANDWIDTH=y",
 ];
 
 /// How to boot the guest.

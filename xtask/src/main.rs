@@ -109,7 +109,7 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
         /// The full matrix: each noise kind, hot lock, hold time and worker
-        /// count in turn, loads 0.3-0.9, variants off,control,sched,polls,locks.
+        /// count in turn, loads 0.3-0.9, variants off,control,oneliner,sched,polls,locks.
         #[arg(long)]
         full: bool,
         /// Guests side by side, each running its share of every cell

@@ -5,12 +5,24 @@
 //! worker. A hog spins without end, so workers share the CPU and are
 //! preempted at slice ends. `--level`: 0 nothing, 1 one bursty waker,
 //! 2 two bursty wakers and one hog; `--wakers` / `--hogs` override.
-//! Exits after `--secs`.
+//! `--policy` lowers every thread's priority (`nice 19`, `SCHED_IDLE`), as
+//! an operator would for batch work. Exits after `--secs`.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// The scheduling policy of every noise thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    /// `nice 0`, the service's own.
+    Nice0,
+    /// `nice 19`.
+    Nice19,
+    /// `SCHED_IDLE`: runs only when nothing else wants the CPU.
+    Idle,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "CPU noise: bursty wakers (2 µs busy / 50 µs asleep) and hogs")]
@@ -30,6 +42,9 @@ struct Args {
     /// Sleep time of a waker, µs.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     sleep_us: u64,
+    /// Every thread's scheduling policy.
+    #[arg(long, value_enum, default_value_t = Policy::Nice0)]
+    policy: Policy,
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 60.0, value_parser = rseq_slice_study::cli::secs)]
     secs: f64,
@@ -45,6 +60,22 @@ fn level(l: u32) -> (u32, u32) {
     }
 }
 
+/// Give the calling thread `p`; the threads it starts inherit it.
+fn set_policy(p: Policy) -> Result<()> {
+    match p {
+        Policy::Nice0 => {}
+        Policy::Nice19 => rustix::process::setpriority_process(None, 19)?,
+        Policy::Idle => {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` is a valid sched_param for the call's duration.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } != 0 {
+                anyhow::bail!("SCHED_IDLE: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
 fn spin(until: Instant) {
     while Instant::now() < until {
         std::hint::spin_loop();
@@ -53,6 +84,7 @@ fn spin(until: Instant) {
 
 fn main() -> Result<()> {
     let a = Args::parse();
+    set_policy(a.policy)?;
     let (w, h) = level(a.level);
     let (wakers, hogs) = (a.wakers.unwrap_or(w), a.hogs.unwrap_or(h));
     let end = Instant::now() + Duration::from_secs_f64(a.secs);

@@ -1,12 +1,14 @@
 //! The study's web service: axum on a tokio multi-thread runtime, handlers
 //! taking short critical sections on shared state.
 //!
-//! Variants (`--variant`): `off` is a plain runtime; `locks` is what ships,
-//! `with_slice_extension()` with its defaults, plus slice-aware lock holds
-//! (see `rseq_slice_study::state`); `sched` is scheduler sections alone
+//! Variants (`--variant`): `off` is a plain runtime; `oneliner` is
+//! `with_slice_extension()` with its defaults and no other change; `locks`
+//! is that plus slice-aware lock holds and a `slice_critical` section (see
+//! `rseq_slice_study::state`); `sched` is scheduler sections alone
 //! (`SliceConfig::new().scheduler_sections(true)`, needs `--cfg
 //! tokio_unstable`); `polls` is `sched` plus whole task polls as sections
-//! (`task_polls(true)`). `--lock` picks the hot lock,
+//! (`task_polls(true)`). Only `locks` changes the handler's code. `--lock`
+//! picks the hot lock,
 //! `--hold-us` its hold time. Prints `listening <port>` on stdout; `GET
 //! /metrics` answers the slice counters, the hot lock's statistics and the
 //! service's own latency of every `/item` request (`served_us`).
@@ -25,6 +27,7 @@ use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics};
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum Variant {
     Off,
+    Oneliner,
     Sched,
     Polls,
     Locks,
@@ -70,9 +73,14 @@ struct App {
 async fn item(AxState(app): AxState<App>, Path(key): Path<u64>) -> String {
     let v = app.state.touch(key);
     app.state.count("item");
-    // Some task-level section too: one poll of this future is one section.
+    // Some task-level work too; under `locks` one poll of it is a section.
     let w = app.state.setup.work;
-    let h = rseq_slice_tokio::slice_critical(async move { mix(v, w) }).await;
+    let work = async move { mix(v, w) };
+    let h = if app.state.setup.slice_locks {
+        rseq_slice_tokio::slice_critical(work).await
+    } else {
+        work.await
+    };
     format!("{:x}\n", h & 0xffff)
 }
 
@@ -136,7 +144,7 @@ fn main() -> Result<()> {
     let metrics = if args.variant == Variant::Off {
         None
     } else {
-        // `locks`: the one-liner's defaults (`with_slice_extension()`).
+        // `oneliner` and `locks`: the defaults (`with_slice_extension()`).
         let cfg = SliceConfig::new()
             .scheduler_sections(matches!(args.variant, Variant::Sched | Variant::Polls))
             .task_polls(args.variant == Variant::Polls);

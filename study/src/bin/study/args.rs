@@ -13,8 +13,16 @@ use rseq_slice_study::state::LockKind;
 pub(crate) enum Noise {
     /// No noise.
     Quiet,
-    /// Co-located batch work: one CPU hog per CPU.
+    /// Co-located batch work: one CPU hog per CPU, at the service's
+    /// priority (nice 0).
     Batch,
+    /// The same hogs at `nice 19` (weight 15 against the service's 1024).
+    BatchNice19,
+    /// The same hogs under `SCHED_IDLE`.
+    BatchIdle,
+    /// The same hogs at nice 0 in a cgroup with `cpu.weight` 1, the service
+    /// in a sibling with `cpu.weight` 100.
+    BatchWeight1,
     /// Bursty wakers (2 µs busy / 50 µs asleep), one per CPU.
     Wakers,
     /// Both.
@@ -26,10 +34,25 @@ impl Noise {
     pub(crate) fn threads(self, cpus: usize) -> (usize, usize) {
         match self {
             Noise::Quiet => (0, 0),
-            Noise::Batch => (0, cpus),
+            Noise::Batch | Noise::BatchNice19 | Noise::BatchIdle | Noise::BatchWeight1 => (0, cpus),
             Noise::Wakers => (cpus, 0),
             Noise::Both => (cpus, cpus),
         }
+    }
+
+    /// The noise binary's `--policy`.
+    pub(crate) fn policy(self) -> &'static str {
+        match self {
+            Noise::BatchNice19 => "nice19",
+            Noise::BatchIdle => "idle",
+            _ => "nice0",
+        }
+    }
+
+    /// Whether the noise and the service run in sibling cgroups of
+    /// `cpu.weight` 1 and 100.
+    pub(crate) fn weighted(self) -> bool {
+        self == Noise::BatchWeight1
     }
 }
 
@@ -41,6 +64,8 @@ pub(crate) enum Variant {
     /// `off` again under another label: the A/A control, whose differences
     /// from `off` are the method's false positives.
     Control,
+    /// `with_slice_extension()` with its defaults, and no other change.
+    Oneliner,
     /// Scheduler sections.
     Sched,
     /// Scheduler sections and whole task polls.
@@ -75,11 +100,13 @@ pub(crate) struct Args {
     /// Absolute rates (req/s) instead of --loads: no calibration.
     #[arg(long, value_delimiter = ',', value_parser = cli::rate, conflicts_with = "loads")]
     pub(crate) rates: Option<Vec<f64>>,
-    /// Noise kinds [default: batch; --smoke: quiet,both; --full: each].
+    /// Noise kinds [default: batch; --smoke: quiet,both; --full: each]. The
+    /// batch-* kinds are the operator's alternatives to the extension: the
+    /// same hogs at a lower priority.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) noise: Option<Vec<Noise>>,
     /// Variants [default: off,control,locks; --smoke: off,locks; --full:
-    /// off,control,sched,polls,locks].
+    /// off,control,oneliner,sched,polls,locks].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) variants: Option<Vec<Variant>>,
     /// The bundled service's hot lock kinds [default: parking; --full: each].
@@ -92,6 +119,12 @@ pub(crate) struct Args {
     /// [default: 1; --full: 1, 2].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) workers_per_cpu: Option<Vec<u16>>,
+    /// The service in a cgroup with `cpu.max` at these percentages of its
+    /// CPUs (100 ms period); 0: no limit [default: 0]. Needs a kernel with
+    /// CFS bandwidth control (CONFIG_CFS_BANDWIDTH; the shared guest kernel
+    /// has none).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) cpu_max: Option<Vec<u32>>,
     /// Repeats of each cell in this boot [default: 5, so that two boots
     /// give 10 a cell; --smoke: 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]

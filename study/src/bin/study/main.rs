@@ -9,12 +9,13 @@
 //! `docs/study.md`.
 //!
 //! Modules: [`args`] (flags), [`plan`] (the matrix), [`procs`] (child
-//! processes, CPUs), [`run`] (one run), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
+//! processes, CPUs), [`cgroup`] (the weighted groups), [`run`] (one run), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
 //! (runs.jsonl), [`stats`] (runs to cells, ratios, stability), [`table`] and
 //! [`plot`] (outputs).
 
 mod args;
 mod calibrate;
+mod cgroup;
 mod matrix;
 mod plan;
 mod plot;

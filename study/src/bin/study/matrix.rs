@@ -53,6 +53,7 @@ fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Ce
         check: None,
         kernel: None,
         kernel_error: None,
+        throttling: None,
         conditions: meta.conditions.clone(),
         conditions_detail: meta.detail.clone(),
         service: meta.service.clone(),
@@ -248,7 +249,14 @@ pub(crate) fn run(
                 (r.rate, r.duration) = (rate, secs);
                 let tag = tag(&r.key);
                 let (res, kernel) = match stage(ctx, &cell.config, &cell.variant, &tag, secs) {
-                    Ok(st) => with_kernel(|| load(ctx, &st, &tag, Some(rate), secs)),
+                    Ok(st) => {
+                        let before = st.throttling();
+                        let out = with_kernel(|| load(ctx, &st, &tag, Some(rate), secs));
+                        if let (Some(b), Some(a)) = (before, st.throttling()) {
+                            r.throttling = Some(a.since(b));
+                        }
+                        out
+                    }
                     Err(e) => (Err(e), Err("no run".into())),
                 };
                 match res {

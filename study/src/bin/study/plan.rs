@@ -1,4 +1,4 @@
-//! The matrix: configurations (noise, lock, hold time, workers) x levels
+//! The matrix: configurations (noise, lock, hold time, workers, CPU limit) x levels
 //! (loads or absolute rates) x variants x repeats, and the order runs go in.
 
 use serde::{Deserialize, Serialize};
@@ -14,21 +14,33 @@ pub(crate) struct Config {
     pub(crate) lock: String,
     pub(crate) hold_us: u64,
     pub(crate) workers: u16,
+    /// The service's `cpu.max` in percent of its CPUs (100 ms period); 0:
+    /// no limit.
+    #[serde(default)]
+    pub(crate) cpu_max: u32,
 }
 
 impl Config {
     /// A stable key (part of every run's plan key).
     pub(crate) fn key(&self) -> String {
+        let limit = match self.cpu_max {
+            0 => String::new(),
+            p => format!(" cpu_max={p}"),
+        };
         format!(
-            "noise={} lock={} hold_us={} workers={}",
+            "noise={} lock={} hold_us={} workers={}{limit}",
             self.noise, self.lock, self.hold_us, self.workers
         )
     }
 
     /// For titles and tables.
     pub(crate) fn label(&self) -> String {
+        let limit = match self.cpu_max {
+            0 => String::new(),
+            p => format!(", cpu.max {p} %"),
+        };
         format!(
-            "{} noise, {} lock, {} µs holds, {} workers",
+            "{} noise, {} lock, {} µs holds, {} workers{limit}",
             self.noise, self.lock, self.hold_us, self.workers
         )
     }
@@ -93,6 +105,7 @@ impl Plan {
             let v = vec![
                 Variant::Off,
                 Variant::Control,
+                Variant::Oneliner,
                 Variant::Sched,
                 Variant::Polls,
                 Variant::Locks,
@@ -117,15 +130,25 @@ impl Plan {
         let locks = a.locks.clone().unwrap_or(d_lock.to_vec());
         let holds = a.hold_us.clone().unwrap_or(d_hold.to_vec());
         let wpc = a.workers_per_cpu.clone().unwrap_or(d_wpc.to_vec());
+        let limits = a.cpu_max.clone().unwrap_or(vec![0]);
         let config = |n: Noise, l: LockKind, h: u64, w: u16| Config {
             noise: name(n),
             lock: name(l),
             hold_us: h,
             workers: w.saturating_mul(cpus.clamp(1, 4096) as u16),
+            cpu_max: 0,
         };
         let mut configs = Vec::new();
         if a.full {
-            let all_noise = [Noise::Quiet, Noise::Batch, Noise::Wakers, Noise::Both];
+            let all_noise = [
+                Noise::Quiet,
+                Noise::Batch,
+                Noise::BatchNice19,
+                Noise::BatchIdle,
+                Noise::BatchWeight1,
+                Noise::Wakers,
+                Noise::Both,
+            ];
             let all_locks = [LockKind::Parking, LockKind::Spinpark, LockKind::Spin];
             let (n0, l0, h0, w0) = (noise[0], locks[0], holds[0], wpc[0]);
             let ns = a.noise.clone().unwrap_or(all_noise.to_vec());
@@ -136,12 +159,24 @@ impl Plan {
             configs.extend(ls.iter().map(|&l| config(n0, l, h0, w0)));
             configs.extend(hs.iter().map(|&h| config(n0, l0, h, w0)));
             configs.extend(ws.iter().map(|&w| config(n0, l0, h0, w)));
+            // CPU limits only when asked: the shared guest kernel has no
+            // CFS bandwidth control.
+            let cs = a.cpu_max.clone().unwrap_or_default();
+            configs.extend(cs.iter().filter(|&&c| c > 0).map(|&c| Config {
+                cpu_max: c,
+                ..config(n0, l0, h0, w0)
+            }));
         } else {
             for &n in &noise {
                 for &l in &locks {
                     for &h in &holds {
                         for &w in &wpc {
-                            configs.push(config(n, l, h, w));
+                            for &c in &limits {
+                                configs.push(Config {
+                                    cpu_max: c,
+                                    ..config(n, l, h, w)
+                                });
+                            }
                         }
                     }
                 }
@@ -254,9 +289,12 @@ mod tests {
     #[test]
     fn full_varies_one_axis_at_a_time_and_lists_cross() {
         let p = plan(&["--full"]);
-        assert_eq!(p.configs.len(), 4 + 2 + 2 + 1);
+        assert_eq!(p.configs.len(), 7 + 2 + 2 + 1);
         assert_eq!(p.levels, [0.3, 0.5, 0.7, 0.8, 0.9]);
-        assert_eq!(p.variants, ["off", "control", "sched", "polls", "locks"]);
+        assert_eq!(
+            p.variants,
+            ["off", "control", "oneliner", "sched", "polls", "locks"]
+        );
         let p = plan(&[
             "--noise",
             "quiet,both",

@@ -59,12 +59,22 @@ impl Drop for Kid {
 
 /// Spawn `cmd` on `cpus` (empty: wherever the study may run).
 pub(crate) fn spawn(cmd: &mut Command, what: &str, cpus: &[usize]) -> Result<Kid> {
-    spawn_as(cmd, what, false, cpus)
+    spawn_in(cmd, what, false, cpus, None)
 }
 
-/// Spawn `cmd` on `cpus`, leading a process group of its own if `group`.
-pub(crate) fn spawn_as(cmd: &mut Command, what: &str, group: bool, cpus: &[usize]) -> Result<Kid> {
+/// Spawn `cmd` on `cpus`, leading a process group of its own if `group`,
+/// in the cgroup whose open `cgroup.procs` is `cgroup` if one is given.
+pub(crate) fn spawn_in(
+    cmd: &mut Command,
+    what: &str,
+    group: bool,
+    cpus: &[usize],
+    cgroup: Option<&std::fs::File>,
+) -> Result<Kid> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
+    // The descriptor stays open in the child until exec (close-on-exec).
+    let procs = cgroup.map(|f| f.as_raw_fd());
     if group {
         cmd.process_group(0);
     }
@@ -79,13 +89,19 @@ pub(crate) fn spawn_as(cmd: &mut Command, what: &str, group: bool, cpus: &[usize
         set
     };
     let pin = !cpus.is_empty();
-    // SAFETY: prctl and sched_setaffinity are async-signal-safe system
-    // calls on memory the closure owns; it touches nothing else between
-    // fork and exec. The child dies with the study, on `cpus`.
+    // SAFETY: prctl, sched_setaffinity and write are async-signal-safe
+    // system calls on memory the closure owns and on a descriptor the
+    // parent keeps open; it touches nothing else between fork and exec.
+    // The child dies with the study, on `cpus`, in the cgroup.
     unsafe {
         cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if pin && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(fd) = procs
+                && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

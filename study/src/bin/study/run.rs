@@ -14,8 +14,9 @@ use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_study::report::LoadReport;
 
 use crate::args::Noise;
+use crate::cgroup::Group;
 use crate::plan::{Config, Plan};
-use crate::procs::{Kid, spawn, spawn_as};
+use crate::procs::{Kid, spawn, spawn_in};
 use crate::store::Kernel;
 
 /// What every run shares.
@@ -53,6 +54,8 @@ fn log(logs: &Path, tag: &str, name: &str) -> Result<std::fs::File> {
 #[derive(Debug)]
 pub(crate) struct Stage {
     pub(crate) port: u16,
+    /// The service's cgroup, if it has one (`cpu.weight`, `cpu.max`).
+    pub(crate) group: Option<Group>,
     _service: Kid,
     _noise: Option<Kid>,
 }
@@ -73,13 +76,34 @@ pub(crate) fn stage(
         .map_err(|e| anyhow::anyhow!("noise {:?}: {e}", config.noise))?;
     let (wakers, hogs) = noise.threads(ctx.plan.cpus);
     let budget = secs + 30.0;
+    let batch = match noise.weighted() {
+        true => Some(Group::new("batch")?.weight(1)?),
+        false => None,
+    };
+    let confined = noise.weighted() || config.cpu_max > 0;
+    let group = match confined {
+        true => Some(
+            Group::new("service")?
+                .weight(100)?
+                .max(config.cpu_max, ctx.service_cpus.len())?,
+        ),
+        false => None,
+    };
     let noise = if wakers + hogs > 0 {
         let mut c = Command::new(ctx.bins.join("noise"));
         c.args(["--wakers", &wakers.to_string(), "--hogs", &hogs.to_string()])
+            .args(["--policy", noise.policy()])
             .args(["--secs", &format!("{budget}")])
             .stdout(Stdio::null())
             .stderr(log(&ctx.logs, tag, "noise")?);
-        Some(spawn(&mut c, "noise", &ctx.service_cpus)?)
+        let into = batch.as_ref().map(Group::procs).transpose()?;
+        Some(spawn_in(
+            &mut c,
+            "noise",
+            false,
+            &ctx.service_cpus,
+            into.as_ref(),
+        )?)
     } else {
         None
     };
@@ -128,11 +152,13 @@ pub(crate) fn stage(
         .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
         .stdout(Stdio::piped())
         .stderr(log(&ctx.logs, tag, "service")?);
-    let mut service = spawn_as(
+    let into = group.as_ref().map(Group::procs).transpose()?;
+    let mut service = spawn_in(
         &mut cmd,
         "the service",
         ctx.service.is_some(),
         &ctx.service_cpus,
+        into.as_ref(),
     )?;
     let out = service.0.stdout.take().context("service stdout")?;
     let mut copy = log(&ctx.logs, tag, "service.out")?;
@@ -173,9 +199,17 @@ pub(crate) fn stage(
     };
     Ok(Stage {
         port,
+        group,
         _service: service,
         _noise: noise,
     })
+}
+
+impl Stage {
+    /// The service cgroup's bandwidth counters now (none without a cgroup).
+    pub(crate) fn throttling(&self) -> Option<crate::cgroup::Throttling> {
+        self.group.as_ref().and_then(Group::throttling)
+    }
 }
 
 /// Run loadgen against `stage`: open loop at `rate`, or closed loop when

@@ -79,6 +79,9 @@ pub(crate) struct Summary {
     /// Kernel `rseq/stats` deltas per 1 000 requests: sgrant, sexpir,
     /// srevok, syield (none where debugfs was not readable).
     pub(crate) kernel_per_1k: Option<[f64; 4]>,
+    /// The service cgroup's throttled periods and throttled ms per run
+    /// (none without a cgroup).
+    pub(crate) throttled: Option<[f64; 2]>,
     /// Hot-lock wait p50, p99, p99.9 (ns).
     pub(crate) lock_wait_ns: [f64; 3],
     /// Holds over the preempted threshold, per run.
@@ -311,6 +314,15 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
             k(|k| k.syield),
         ]
     });
+    let throttled = rs.iter().any(|r| r.throttling.is_some()).then(|| {
+        let t = |f: fn(&crate::cgroup::Throttling) -> f64| {
+            med(&|r| r.throttling.as_ref().map_or(f64::NAN, f))
+        };
+        [
+            t(|t| t.throttled as f64),
+            t(|t| t.throttled_us as f64 / 1000.0),
+        ]
+    });
     let sum = |f: &dyn Fn(&rseq_slice_study::report::LoadReport) -> u64| {
         rs.iter()
             .filter_map(|r| r.report.as_ref())
@@ -348,6 +360,7 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
         curve: CURVE.iter().map(|&p| (p, med_q(p / 100.0))).collect(),
         grants_per_1k: med(&|r| per_1k(r, svc(r, &|s| num(&s["slice_granted"])))),
         kernel_per_1k,
+        throttled,
         lock_wait_ns: ["p50", "p99", "p999"]
             .map(|p| med(&|r| svc(r, &|s| num(&s["lock_wait_ns"][p])))),
         preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),

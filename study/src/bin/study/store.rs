@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use rseq_slice_study::report::LoadReport;
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::Throttling;
 use crate::plan::{Cell, Config};
 
 /// The kernel's `rseq/stats` deltas around a run.
@@ -47,6 +48,10 @@ pub(crate) struct Record {
     /// debugfs `rseq/stats` deltas, or why there are none.
     pub(crate) kernel: Option<Kernel>,
     pub(crate) kernel_error: Option<String>,
+    /// The service cgroup's `cpu.stat` throttling over the run (only with
+    /// a cgroup: `--cpu-max`, `batch-weight1`).
+    #[serde(default)]
+    pub(crate) throttling: Option<Throttling>,
     /// The conditions line, and its fields.
     pub(crate) conditions: String,
     pub(crate) conditions_detail: serde_json::Value,
@@ -165,6 +170,7 @@ pub(crate) mod tests {
                 lock: "parking".into(),
                 hold_us: 5,
                 workers: 2,
+                cpu_max: 0,
             },
             cell: None,
             rate: 100.0,
@@ -176,6 +182,7 @@ pub(crate) mod tests {
             check: None,
             kernel: None,
             kernel_error: Some("no debugfs".into()),
+            throttling: None,
             conditions: "test".into(),
             conditions_detail: serde_json::Value::Null,
             service: "bundled".into(),

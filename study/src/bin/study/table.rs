@@ -135,6 +135,28 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 f(s.preempted_holds, 0)
             );
         }
+        let throttled: Vec<String> = cells
+            .iter()
+            .filter(|s| &s.config == config)
+            .filter_map(|s| {
+                let [n, ms] = s.throttled?;
+                Some(format!(
+                    "{} {} {}: {} periods, {} ms",
+                    level(s),
+                    s.variant,
+                    s.rate.round(),
+                    f(n, 0),
+                    f(ms, 0)
+                ))
+            })
+            .collect();
+        if !throttled.is_empty() {
+            let _ = write!(
+                t,
+                "\nThrottled by `cpu.max` (the service's cgroup, `cpu.stat`, median per run): {}.\n",
+                throttled.join("; ")
+            );
+        }
         let caps: Vec<_> = slo_capacity(cells, slo_us)
             .into_iter()
             .filter(|c| &c.0 == config)
