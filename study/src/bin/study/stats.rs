@@ -84,6 +84,8 @@ pub(crate) struct Summary {
     pub(crate) throttled: Option<[f64; 2]>,
     /// Hot-lock wait p50, p99, p99.9 (ns).
     pub(crate) lock_wait_ns: [f64; 3],
+    /// Hot-lock hold p50, p99 (ns; NaN where the service does not say).
+    pub(crate) lock_hold_ns: [f64; 2],
     /// Holds over the preempted threshold, per run.
     pub(crate) preempted_holds: f64,
     pub(crate) errors: u64,
@@ -363,6 +365,7 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
         throttled,
         lock_wait_ns: ["p50", "p99", "p999"]
             .map(|p| med(&|r| svc(r, &|s| num(&s["lock_wait_ns"][p])))),
+        lock_hold_ns: ["p50", "p99"].map(|p| med(&|r| svc(r, &|s| num(&s["lock_hold_ns"][p])))),
         preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
         errors: sum(&|p| p.errors),
         missing: sum(&|p| p.missing),

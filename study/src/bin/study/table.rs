@@ -150,6 +150,18 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 ))
             })
             .collect();
+        if let Some(s) = cells
+            .iter()
+            .find(|s| &s.config == config && s.variant == "off" && s.lock_hold_ns[0].is_finite())
+        {
+            let [p50, p99] = s.lock_hold_ns;
+            let _ = write!(
+                t,
+                "\nHot-lock holds under `off` (the service's own timing, median per run): p50 {} ns, p99 {} ns.\n",
+                f(p50, 0),
+                f(p99, 0)
+            );
+        }
         if !throttled.is_empty() {
             let _ = write!(
                 t,
