@@ -47,11 +47,6 @@ pub struct LoadReport {
     pub curve: Vec<(f64, u64)>,
     /// The service's own `/metrics` at the end (slice counters).
     pub service: serde_json::Value,
-    /// Its `/metrics` at the end of the warm-up (open loop; null if none):
-    /// the difference of two snapshots' histograms covers the measured
-    /// window alone.
-    #[serde(default)]
-    pub service_warm: serde_json::Value,
     /// Median latency of the requests scheduled in the first and in the
     /// second half of the measured window (open loop; `[0, 0]` unknown): a
     /// backlog that grows shows as a second half far slower than the first.
@@ -109,7 +104,6 @@ pub fn summarize(
         mean: h.mean(),
         curve: CURVE.iter().map(|&p| (p, q(p))).collect(),
         service,
-        service_warm: serde_json::Value::Null,
         halves_p50: [0, 0],
         hist: encode_hist(h),
     }

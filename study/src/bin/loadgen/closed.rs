@@ -33,7 +33,7 @@ pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
             while Instant::now() < end {
                 let sent = Instant::now();
                 j = (j + 1) % paths.len();
-                match exchange(&mut c, &paths[j], &mut line).await {
+                match exchange(&mut c, &paths[j], false, &mut line).await {
                     Ok(_) if sent >= warm => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         let us = (sent.elapsed().as_micros() as u64).max(1);

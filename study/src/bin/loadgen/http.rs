@@ -23,9 +23,13 @@ pub(crate) async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
 pub(crate) async fn exchange(
     c: &mut BufReader<TcpStream>,
     path: &str,
+    measured: bool,
     line: &mut String,
 ) -> Result<usize> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n\r\n");
+    // A request of the measured window (after the warm-up) says so: a
+    // service that times requests itself (the bundled one) times these.
+    let mark = if measured { "x-measured: 1\r\n" } else { "" };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n{mark}\r\n");
     c.get_mut().write_all(req.as_bytes()).await?;
     line.clear();
     c.read_line(line).await?;

@@ -140,12 +140,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
             }
         }
     });
-    // The service's counters as the measured window opens.
-    let (addr, mpath) = (args.addr.clone(), args.metrics_path.clone());
-    let at_warm = tokio::spawn(async move {
-        tokio::time::sleep_until((start + warm).into()).await;
-        json_of(fetch(&addr, &mpath).await)
-    });
     let mut tasks = tokio::task::JoinSet::new();
     for mut c in conns {
         let (rx, hist, done, errors) = (rx.clone(), hist.clone(), done.clone(), errors.clone());
@@ -160,7 +154,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
                 let Some((i, at)) = job else { break };
                 let key = rseq_slice_study::state::mix(i, 2) % keys;
                 let path = template.replace("{key}", &key.to_string());
-                match exchange(&mut c, &path, &mut line).await {
+                match exchange(&mut c, &path, at >= start + warm, &mut line).await {
                     Ok(_) => {
                         let lat = at.elapsed();
                         done[i as usize].store(true, Ordering::Relaxed);
@@ -198,7 +192,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
     drop(rx);
     let _ = pacer.join();
     let service = service_metrics(args).await;
-    let service_warm = at_warm.await.unwrap_or(serde_json::Value::Null);
     // Unanswered requests count, with their age at the deadline.
     let mut missing = 0u64;
     let mut h = hist
@@ -249,6 +242,5 @@ async fn run(args: &Args) -> Result<LoadReport> {
         service,
     );
     report.halves_p50 = halves_p50;
-    report.service_warm = service_warm;
     Ok(report)
 }

@@ -224,5 +224,9 @@ fn main() -> Result<()> {
         "study: matrix done in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    if args.calibrate_only && ctx.plan.absolute {
+        eprintln!("study: absolute rates (--rates): nothing to calibrate");
+        return Ok(());
+    }
     write_all(&args.out, &store::load(&args.out)?, args.slo_us)
 }

@@ -159,15 +159,11 @@ fn latencies(r: &Record) -> Option<Weighted> {
 }
 
 /// A run's service-side latencies over its measured window: the service's
-/// `served_hist` at the end minus the one at the end of the warm-up (the
-/// whole run where that is missing). None where the service has none.
+/// `served_hist` at the end, which holds the requests loadgen marked as
+/// measured. None where the service has none.
 fn served(r: &Record) -> Option<Weighted> {
     let p = r.report.as_ref()?;
-    let hist = |v: &serde_json::Value| decode_hist(v["served_hist"].as_str()?).ok();
-    let mut end = hist(&p.service)?;
-    if let Some(warm) = hist(&p.service_warm) {
-        end.subtract(&warm).ok()?;
-    }
+    let end = decode_hist(p.service["served_hist"].as_str()?).ok()?;
     let w = Weighted::from_counts(
         end.iter_recorded()
             .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
