@@ -25,8 +25,11 @@ pub struct LoadReport {
     pub scheduled: u64,
     /// Requests answered after the warm-up.
     pub ok_measured: u64,
-    /// Failed exchanges (the connection is reopened).
+    /// Failed exchanges (the connection is reopened) and 5xx answers.
     pub errors: u64,
+    /// Answers by HTTP status code.
+    #[serde(default)]
+    pub statuses: std::collections::BTreeMap<u16, u64>,
     /// Requests unanswered at the deadline (recorded at their age then).
     pub missing: u64,
     /// Answers per second after the warm-up.
@@ -94,6 +97,7 @@ pub fn summarize(
         scheduled,
         ok_measured,
         errors,
+        statuses: Default::default(),
         missing,
         throughput: ok_measured as f64 / measured_secs.max(1e-9),
         p50: q(50.0),

@@ -139,3 +139,82 @@ fn a_study_in_which_every_run_failed_exits_non_zero_and_keeps_its_outputs() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_service_of_your_own_runs_with_its_own_variants_mix_and_labels() {
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-kv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let kv = env!("CARGO_BIN_EXE_kv");
+    let o = Command::new(env!("CARGO_BIN_EXE_study"))
+        .arg("--service")
+        .arg(format!("{kv} --variant {{variant}} --port {{port}}"))
+        .args(["--variants", "plain,control,sliced", "--baseline", "plain"])
+        .args(["--label", "kv", "--noise", "quiet", "--zipf", "1.0"])
+        .args([
+            "--request",
+            "4 GET /{key}",
+            "--request",
+            "1 PUT /{key} v{key}",
+        ])
+        .args(["--rates", "200", "--samples", "200", "--min-secs", "1"])
+        .args([
+            "--metrics-path",
+            "/none",
+            "--connections",
+            "8",
+            "--repeats",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run the study");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
+    assert!(table.contains("### kv: quiet noise"), "{table}");
+    assert!(
+        !table.contains("µs holds"),
+        "the bundled service's labels: {table}"
+    );
+    for v in ["| plain |", "| control |", "| sliced |"] {
+        assert!(table.contains(v), "{v} missing: {table}");
+    }
+    assert!(table.contains("Ratios against `plain`"), "{table}");
+    // A GET before its key's PUT is a 404: counted, not an error.
+    assert!(table.contains("404: "), "{table}");
+    let runs = std::fs::read_to_string(out.join("runs.jsonl")).expect("runs.jsonl");
+    assert_eq!(runs.lines().count(), 3, "{runs}");
+    for l in runs.lines() {
+        let r: serde_json::Value = serde_json::from_str(l).expect("json");
+        assert_eq!(r["ok"], true, "{l}");
+        assert_eq!(r["report"]["errors"], 0, "{l}");
+        assert!(r["report"]["statuses"]["200"].as_u64() > Some(0), "{l}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn study_refuses_variants_the_bundled_service_lacks_and_a_stray_baseline() {
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-var-{}", std::process::id()));
+    for (args, says) in [
+        (&["--variants", "off,turbo"][..], "no variant \"turbo\""),
+        (
+            &["--variants", "off,locks", "--baseline", "sched"][..],
+            "is not among the variants",
+        ),
+        (&["--noise", "command"][..], "needs --noise-cmd"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_study"))
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run the study");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} was accepted: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "a refused study created {}", out.display());
+    }
+}

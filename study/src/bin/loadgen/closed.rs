@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use rseq_slice_study::report::{LoadReport, summarize};
 
 use crate::http::{connect, exchange};
-use crate::{Args, Hist, path_for, service_metrics};
+use crate::{Args, Hist, Statuses, count, mix_of, service_metrics};
 
 /// Closed loop: every connection back-to-back until the end; latency is
 /// from send to answer.
@@ -21,20 +21,32 @@ pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
     let end = start + Duration::from_secs_f64(args.duration);
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
     let (ok, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let statuses = Statuses::default();
+    let mix = Arc::new(mix_of(args)?);
+    let conns = u64::from(args.connections);
+    // Each connection cycles through 64 requests of its own.
+    let plan = Arc::new(mix.plan(conns * 64)?);
     let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..u64::from(args.connections) {
+    for k in 0..conns {
         let mut c = connect(&args.addr).await?;
         let (hist, ok, errors) = (hist.clone(), ok.clone(), errors.clone());
+        let (mix, plan, statuses) = (mix.clone(), plan.clone(), statuses.clone());
         let addr = args.addr.clone();
-        let paths: Vec<String> = (0..64).map(|j| path_for(args, k * 64 + j)).collect();
         tasks.spawn(async move {
-            let mut line = String::new();
-            let mut j = 0usize;
+            let mut j = 0u64;
             while Instant::now() < end {
                 let sent = Instant::now();
-                j = (j + 1) % paths.len();
-                match exchange(&mut c, &paths[j], false, &mut line).await {
-                    Ok(_) if sent >= warm => {
+                j = (j + 1) % 64;
+                let Ok(req) = mix.request(plan[(k * 64 + j) as usize], false) else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let answer = exchange(&mut c, req).await;
+                if let Ok(status) = answer {
+                    count(&statuses, &errors, status);
+                }
+                match answer {
+                    Ok(status) if status < 500 && sent >= warm => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         let us = (sent.elapsed().as_micros() as u64).max(1);
                         if let Ok(mut h) = hist.lock() {
@@ -75,5 +87,6 @@ pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
         service,
     );
     r.mode = "closed".into();
+    r.statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(r)
 }

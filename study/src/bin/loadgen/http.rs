@@ -1,8 +1,11 @@
-//! Minimal HTTP/1.1 over keep-alive connections: one GET and its
-//! `Content-Length` body at a time.
+//! HTTP/1.1 over keep-alive connections, through hyper's client
+//! connection: any framing (`Content-Length`, chunked), any status.
 
-use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// How long a connect or the final `/metrics` fetch may take: neither may
@@ -10,53 +13,37 @@ use tokio::net::TcpStream;
 /// counters, not the run).
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
-pub(crate) async fn connect(addr: &str) -> Result<BufReader<TcpStream>> {
+/// One keep-alive connection.
+pub(crate) struct Conn(SendRequest<Full<Bytes>>);
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conn")
+    }
+}
+
+pub(crate) async fn connect(addr: &str) -> Result<Conn> {
     let s = tokio::time::timeout(PATIENCE, TcpStream::connect(addr))
         .await
         .with_context(|| format!("connecting to {addr}: no answer in {PATIENCE:?}"))?
         .with_context(|| format!("connecting to {addr}"))?;
     s.set_nodelay(true)?;
-    Ok(BufReader::new(s))
+    let (send, conn) = http1::handshake(TokioIo::new(s)).await?;
+    tokio::spawn(conn);
+    Ok(Conn(send))
 }
 
-/// One request/response on a keep-alive connection; returns the body length.
-pub(crate) async fn exchange(
-    c: &mut BufReader<TcpStream>,
-    path: &str,
-    measured: bool,
-    line: &mut String,
-) -> Result<usize> {
-    // A request of the measured window (after the warm-up) says so: a
-    // service that times requests itself (the bundled one) times these.
-    let mark = if measured { "x-measured: 1\r\n" } else { "" };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\n{mark}\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    line.clear();
-    c.read_line(line).await?;
-    if !line.starts_with("HTTP/1.1 200") {
-        bail!("bad status line {line:?}");
-    }
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        if c.read_line(line).await? == 0 {
-            bail!("connection closed in headers");
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().context("content-length")?;
-        }
-    }
-    let mut body = vec![0u8; len];
-    c.read_exact(&mut body).await?;
-    Ok(len)
+/// One request and its whole answer on a keep-alive connection; returns
+/// the status code.
+pub(crate) async fn exchange(c: &mut Conn, req: http::Request<Full<Bytes>>) -> Result<u16> {
+    c.0.ready().await?;
+    let resp = c.0.send_request(req).await?;
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await?;
+    Ok(status)
 }
 
+/// GET `path` on a connection of its own; the body as text.
 pub(crate) async fn fetch(addr: &str, path: &str) -> Result<String> {
     tokio::time::timeout(PATIENCE, fetch_now(addr, path))
         .await
@@ -64,13 +51,12 @@ pub(crate) async fn fetch(addr: &str, path: &str) -> Result<String> {
 }
 
 async fn fetch_now(addr: &str, path: &str) -> Result<String> {
-    let mut c = connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
-    c.get_mut().write_all(req.as_bytes()).await?;
-    let mut all = String::new();
-    c.read_to_string(&mut all).await?;
-    Ok(all
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+    let s = TcpStream::connect(addr).await?;
+    let (mut send, conn) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(s)).await?;
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header(http::header::HOST, "loadgen")
+        .body(Empty::new())?;
+    let body = send.send_request(req).await?.into_body().collect().await?;
+    Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod closed;
 mod http;
+mod mix;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -26,6 +27,7 @@ use rseq_slice_study::report::{LoadReport, summarize};
 use tokio::sync::mpsc;
 
 use crate::http::{connect, exchange, fetch};
+use crate::mix::{Kind, Mix, Planned};
 
 #[derive(Parser, Debug)]
 #[command(about = "Open-loop load generator (constant rate, HDR histogram)")]
@@ -55,9 +57,21 @@ struct Args {
     /// Distinct keys requested.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
     keys: u64,
-    /// Request path; `{key}` becomes a key in `0..keys`.
+    /// Keys Zipf-distributed with this exponent (key 0 the hottest); 0:
+    /// uniform.
+    #[arg(long, default_value_t = 0.0, value_parser = cli::secs0)]
+    zipf: f64,
+    /// A GET of this path when no `--request` is given; `{key}` becomes a
+    /// key in `0..keys`.
     #[arg(long, default_value = "/item/{key}")]
     path: String,
+    /// A kind of request in the mix, `WEIGHT METHOD PATH [BODY]` (`{key}`
+    /// in the path and the body becomes the key); repeat for a mix.
+    #[arg(long = "request", value_parser = mix::kind)]
+    requests: Vec<Kind>,
+    /// Seed of the request sequence (the same in every run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Path of the service's counters (JSON), fetched at the end; a failure
     /// leaves them null.
     #[arg(long, default_value = "/metrics")]
@@ -69,11 +83,35 @@ struct Args {
 
 type Hist = Arc<Mutex<Histogram<u64>>>;
 
+/// Answers by status code.
+type Statuses = Arc<Mutex<std::collections::BTreeMap<u16, u64>>>;
+
+/// Count an answer's status; a 5xx is also an error.
+fn count(statuses: &Statuses, errors: &AtomicU64, status: u16) {
+    if let Ok(mut s) = statuses.lock() {
+        *s.entry(status).or_default() += 1;
+    }
+    if status >= 500 {
+        errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The request mix of `args`.
+fn mix_of(args: &Args) -> Result<Mix> {
+    let kinds = if args.requests.is_empty() {
+        vec![mix::kind(&format!("1 GET {}", args.path)).map_err(anyhow::Error::msg)?]
+    } else {
+        args.requests.clone()
+    };
+    Mix::new(kinds, args.keys, args.zipf, args.seed)
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if !args.path.starts_with('/') {
         bail!("--path must start with '/': {:?}", args.path);
     }
+    mix_of(&args)?;
     if args.rate * args.duration > 1e8 {
         bail!("--rate x --duration is over 1e8 requests");
     }
@@ -93,11 +131,6 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn path_for(args: &Args, i: u64) -> String {
-    let key = rseq_slice_study::state::mix(i, 2) % args.keys;
-    args.path.replace("{key}", &key.to_string())
-}
-
 async fn service_metrics(args: &Args) -> serde_json::Value {
     json_of(fetch(&args.addr, &args.metrics_path).await)
 }
@@ -113,10 +146,13 @@ async fn run(args: &Args) -> Result<LoadReport> {
     let total = (args.rate * args.duration).round() as u64;
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let warm = Duration::from_secs_f64(args.warmup.min(args.duration));
+    let mix = Arc::new(mix_of(args)?);
+    let plan: Arc<Vec<Planned>> = Arc::new(mix.plan(total)?);
     let mut conns = Vec::new();
     for _ in 0..args.connections {
         conns.push(connect(&args.addr).await?);
     }
+    let statuses = Statuses::default();
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
     // The requests scheduled in the second half of the measured window.
     let late: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
@@ -146,17 +182,22 @@ async fn run(args: &Args) -> Result<LoadReport> {
         let late = late.clone();
         let last_done = last_done.clone();
         let addr = args.addr.clone();
-        let (template, keys) = (args.path.clone(), args.keys);
+        let (mix, plan, statuses) = (mix.clone(), plan.clone(), statuses.clone());
         tasks.spawn(async move {
-            let mut line = String::new();
             loop {
                 let job = rx.lock().await.recv().await;
                 let Some((i, at)) = job else { break };
-                let key = rseq_slice_study::state::mix(i, 2) % keys;
-                let path = template.replace("{key}", &key.to_string());
-                match exchange(&mut c, &path, at >= start + warm, &mut line).await {
-                    Ok(_) => {
+                let req = match mix.request(plan[i as usize], at >= start + warm) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                match exchange(&mut c, req).await {
+                    Ok(status) => {
                         let lat = at.elapsed();
+                        count(&statuses, &errors, status);
                         done[i as usize].store(true, Ordering::Relaxed);
                         if at >= start + warm {
                             let us = (lat.as_micros() as u64).max(1);
@@ -242,5 +283,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
         service,
     );
     report.halves_p50 = halves_p50;
+    report.statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(report)
 }

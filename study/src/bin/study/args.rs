@@ -27,6 +27,8 @@ pub(crate) enum Noise {
     Wakers,
     /// Both.
     Both,
+    /// `--noise-cmd`, your own.
+    Command,
 }
 
 impl Noise {
@@ -37,6 +39,7 @@ impl Noise {
             Noise::Batch | Noise::BatchNice19 | Noise::BatchIdle | Noise::BatchWeight1 => (0, cpus),
             Noise::Wakers => (cpus, 0),
             Noise::Both => (cpus, cpus),
+            Noise::Command => (0, 0),
         }
     }
 
@@ -56,7 +59,16 @@ impl Noise {
     }
 }
 
-/// The service's variants (see the `service` binary).
+/// glibc's rseq registration in the service's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LibcRseq {
+    /// `GLIBC_TUNABLES=glibc.pthread.rseq=0`.
+    Off,
+    /// The environment as it is.
+    Keep,
+}
+
+/// The bundled service's variants (see the `service` binary).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Variant {
     /// A plain tokio runtime.
@@ -74,6 +86,58 @@ pub(crate) enum Variant {
     /// slice-aware lock holds.
     Locks,
 }
+
+/// A variant's name: letters, digits, `-` and `_` (it goes into file
+/// names and into the `--service` command).
+fn variant_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a variant is 1-64 letters, digits, '-' or '_'"
+        ))
+    }
+}
+
+impl Args {
+    /// What clap cannot check: variants the bundled service has, a
+    /// baseline among the variants, a noise command where one is named.
+    pub(crate) fn check(&self, variants: &[String]) -> Result<(), String> {
+        if self.service.is_none() {
+            for v in variants.iter().chain([&self.baseline]) {
+                if <Variant as ValueEnum>::from_str(v, false).is_err() {
+                    return Err(format!(
+                        "--variants: the bundled service has no variant {v:?} (it has off, control, oneliner, sched, polls, locks; name your own with --service)"
+                    ));
+                }
+            }
+        }
+        if self.baseline == CONTROL {
+            return Err(format!("--baseline cannot be {CONTROL:?}, the A/A control"));
+        }
+        if !variants.contains(&self.baseline) {
+            return Err(format!(
+                "--baseline {:?} is not among the variants {variants:?}",
+                self.baseline
+            ));
+        }
+        let named = self
+            .noise
+            .as_ref()
+            .is_some_and(|n| n.contains(&Noise::Command));
+        if named && self.noise_cmd.is_none() {
+            return Err("--noise command needs --noise-cmd".into());
+        }
+        Ok(())
+    }
+}
+
+/// The A/A control's name: the baseline, run again under this label.
+pub(crate) const CONTROL: &str = "control";
 
 /// Parse a name the way clap does, for values read back from runs.jsonl.
 pub(crate) fn name<T: ValueEnum>(v: T) -> String {
@@ -106,9 +170,14 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) noise: Option<Vec<Noise>>,
     /// Variants [default: off,control,locks; --smoke: off,locks; --full:
-    /// off,control,oneliner,sched,polls,locks].
-    #[arg(long, value_delimiter = ',', value_enum)]
-    pub(crate) variants: Option<Vec<Variant>>,
+    /// off,control,oneliner,sched,polls,locks]. The bundled service's are
+    /// those of [`Variant`]; a `--service` names its own. `control` is the
+    /// A/A control: the baseline again, under another label.
+    #[arg(long, value_delimiter = ',', value_parser = variant_name)]
+    pub(crate) variants: Option<Vec<String>>,
+    /// The variant every other is compared with, and calibrated with.
+    #[arg(long, default_value = "off", value_parser = variant_name)]
+    pub(crate) baseline: String,
     /// The bundled service's hot lock kinds [default: parking; --full: each].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) locks: Option<Vec<LockKind>>,
@@ -205,9 +274,37 @@ pub(crate) struct Args {
     /// PORT. It listens on PORT on 127.0.0.1 or prints `listening <port>`.
     #[arg(long)]
     pub(crate) service: Option<String>,
-    /// What loadgen requests (`{key}` becomes a key).
+    /// What loadgen requests (`{key}` becomes a key): a GET of this path,
+    /// unless `--request` gives a mix.
     #[arg(long, default_value = "/item/{key}")]
     pub(crate) path: String,
+    /// A kind of request in loadgen's mix, `WEIGHT METHOD PATH [BODY]`
+    /// (`{key}` becomes a key); repeat for a mix.
+    #[arg(long = "request")]
+    pub(crate) requests: Vec<String>,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) keys: u64,
+    /// Keys Zipf-distributed with this exponent (0: uniform).
+    #[arg(long, default_value_t = 0.0, value_parser = cli::secs0)]
+    pub(crate) zipf: f64,
+    /// Your noise's command (run with `sh -c` on the service's CPUs, fresh
+    /// for every run, killed with its process group at the run's end)
+    /// instead of the bundled noise; `--noise` then names it in tables
+    /// (`command`).
+    #[arg(long)]
+    pub(crate) noise_cmd: Option<String>,
+    /// glibc's own rseq registration in the service: `off` sets
+    /// `GLIBC_TUNABLES=glibc.pthread.rseq=0`, so the crate registers the
+    /// area (glibc before 2.41 registers one without the extension); `keep`
+    /// leaves the environment alone [default: off for the bundled service,
+    /// keep for `--service`].
+    #[arg(long, value_enum)]
+    pub(crate) libc_rseq: Option<LibcRseq>,
+    /// Your service's name in tables and plots [default: the bundled
+    /// service's lock and hold time; with `--service`: "service"].
+    #[arg(long)]
+    pub(crate) label: Option<String>,
     /// The service's JSON counters (fetched after each run; may be absent).
     #[arg(long, default_value = "/metrics")]
     pub(crate) metrics_path: String,

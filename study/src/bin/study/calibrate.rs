@@ -27,7 +27,7 @@ pub(crate) struct Capacity {
 /// Measure `config`'s capacity (req/s).
 pub(crate) fn capacity(ctx: &Ctx, config: &Config, tag: &str, check: bool) -> Result<Capacity> {
     let secs = ctx.plan.calibrate_secs;
-    let st = stage(ctx, config, "off", tag, 2.0 * secs)?;
+    let st = stage(ctx, config, &ctx.baseline, tag, 2.0 * secs)?;
     let closed = load(ctx, &st, &format!("{tag}-closed"), None, secs)?;
     let c = closed.throughput;
     if !(c.is_finite() && c >= 1.0) {

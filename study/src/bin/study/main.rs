@@ -155,6 +155,7 @@ fn main() -> Result<()> {
         (false, _) => (cpus.clone(), None),
     };
     let plan = Plan::new(&args, service_cpus.len());
+    args.check(&plan.variants).map_err(anyhow::Error::msg)?;
     let detected = rseq_slice_lab::Conditions::detect();
     if let Some(w) = detected.warning() {
         eprintln!("study: {w}");
@@ -199,7 +200,16 @@ fn main() -> Result<()> {
         preempted_us: args.preempted_us,
         connections: args.connections,
         path: args.path.clone(),
+        requests: args.requests.clone(),
+        keys: args.keys,
+        zipf: args.zipf,
         metrics_path: args.metrics_path.clone(),
+        baseline: args.baseline.clone(),
+        noise_cmd: args.noise_cmd.clone(),
+        libc_rseq_off: match args.libc_rseq {
+            Some(l) => l == args::LibcRseq::Off,
+            None => args.service.is_none(),
+        },
         service_cpus,
         client_cpu,
     };
@@ -208,8 +218,9 @@ fn main() -> Result<()> {
         detail: serde_json::to_value(&detected)?,
         service: args.service.clone().unwrap_or_else(|| "bundled".into()),
         boot: args.boot.clone(),
+        baseline: args.baseline.clone(),
     };
-    if ctx.service.is_some() {
+    if ctx.service.is_some() || ctx.noise_cmd.is_some() {
         procs::kill_group_on_interrupt();
     }
     let started = std::time::Instant::now();

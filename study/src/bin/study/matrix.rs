@@ -24,6 +24,8 @@ pub(crate) struct Meta {
     pub(crate) service: String,
     /// This boot's label (`--boot`; empty: none).
     pub(crate) boot: String,
+    /// `--baseline`.
+    pub(crate) baseline: String,
 }
 
 impl Meta {
@@ -59,6 +61,7 @@ fn record(meta: &Meta, kind: &str, key: String, config: &Config, cell: Option<Ce
         service: meta.service.clone(),
         finished: 0,
         boot: meta.boot.clone(),
+        baseline: meta.baseline.clone(),
     }
 }
 

@@ -18,6 +18,9 @@ pub(crate) struct Config {
     /// no limit.
     #[serde(default)]
     pub(crate) cpu_max: u32,
+    /// A `--service`'s label (empty: the bundled service).
+    #[serde(default)]
+    pub(crate) service: String,
 }
 
 impl Config {
@@ -27,8 +30,12 @@ impl Config {
             0 => String::new(),
             p => format!(" cpu_max={p}"),
         };
+        let service = match self.service.as_str() {
+            "" => String::new(),
+            s => format!(" service={s}"),
+        };
         format!(
-            "noise={} lock={} hold_us={} workers={}{limit}",
+            "noise={} lock={} hold_us={} workers={}{limit}{service}",
             self.noise, self.lock, self.hold_us, self.workers
         )
     }
@@ -39,6 +46,12 @@ impl Config {
             0 => String::new(),
             p => format!(", cpu.max {p} %"),
         };
+        if !self.service.is_empty() {
+            return format!(
+                "{}: {} noise, {} workers{limit}",
+                self.service, self.noise, self.workers
+            );
+        }
         format!(
             "{} noise, {} lock, {} µs holds, {} workers{limit}",
             self.noise, self.lock, self.hold_us, self.workers
@@ -78,6 +91,8 @@ pub(crate) struct Plan {
     pub(crate) levels: Vec<f64>,
     pub(crate) absolute: bool,
     pub(crate) variants: Vec<String>,
+    /// What every variant is compared with, and calibrated with.
+    pub(crate) baseline: String,
     pub(crate) repeats: u32,
     pub(crate) samples: u64,
     pub(crate) min_secs: f64,
@@ -126,7 +141,10 @@ impl Plan {
         };
         let d_lock = [LockKind::Parking];
         let (d_hold, d_wpc) = ([5u64], [1u16]);
-        let noise = a.noise.clone().unwrap_or(noise);
+        let noise = match (&a.noise_cmd, &a.noise) {
+            (Some(_), _) => vec![Noise::Command],
+            (None, n) => n.clone().unwrap_or(noise),
+        };
         let locks = a.locks.clone().unwrap_or(d_lock.to_vec());
         let holds = a.hold_us.clone().unwrap_or(d_hold.to_vec());
         let wpc = a.workers_per_cpu.clone().unwrap_or(d_wpc.to_vec());
@@ -137,6 +155,11 @@ impl Plan {
             hold_us: h,
             workers: w.saturating_mul(cpus.clamp(1, 4096) as u16),
             cpu_max: 0,
+            service: match (&a.service, &a.label) {
+                (None, _) => String::new(),
+                (Some(_), Some(l)) => l.clone(),
+                (Some(_), None) => "service".into(),
+            },
         };
         let mut configs = Vec::new();
         if a.full {
@@ -151,7 +174,10 @@ impl Plan {
             ];
             let all_locks = [LockKind::Parking, LockKind::Spinpark, LockKind::Spin];
             let (n0, l0, h0, w0) = (noise[0], locks[0], holds[0], wpc[0]);
-            let ns = a.noise.clone().unwrap_or(all_noise.to_vec());
+            let ns = match &a.noise_cmd {
+                Some(_) => vec![Noise::Command],
+                None => a.noise.clone().unwrap_or(all_noise.to_vec()),
+            };
             let ls = a.locks.clone().unwrap_or(all_locks.to_vec());
             let hs = a.hold_us.clone().unwrap_or(vec![1, 5, 20]);
             let ws = a.workers_per_cpu.clone().unwrap_or(vec![1, 2]);
@@ -194,16 +220,14 @@ impl Plan {
         let mut variants: Vec<String> = a
             .variants
             .clone()
-            .unwrap_or(variants)
-            .into_iter()
-            .map(name)
-            .collect();
+            .unwrap_or_else(|| variants.into_iter().map(name).collect());
         variants.dedup();
         Plan {
             configs,
             levels,
             absolute,
             variants,
+            baseline: a.baseline.clone(),
             repeats: a.repeats.unwrap_or(repeats),
             samples: a.samples.unwrap_or(samples),
             min_secs: a.min_secs.unwrap_or(min_secs),

@@ -7,25 +7,26 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result, bail};
 
-/// The process group of the running `--service` command (0: none), for the
-/// signal handler.
-static GROUP: AtomicI32 = AtomicI32::new(0);
+/// The process groups of the running `--service` and `--noise-cmd`
+/// commands (0: none), for the signal handler.
+static GROUPS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
 
 extern "C" fn interrupted(sig: libc::c_int) {
-    let g = GROUP.load(Ordering::SeqCst);
-    // SAFETY: kill(2) and _exit(2) are async-signal-safe; an atomic load is
-    // the only other thing this handler does.
-    unsafe {
+    for g in &GROUPS {
+        let g = g.load(Ordering::SeqCst);
         if g > 0 {
-            libc::kill(-g, libc::SIGKILL);
+            // SAFETY: kill(2) is async-signal-safe; an atomic load is the
+            // only other thing this handler does.
+            unsafe { libc::kill(-g, libc::SIGKILL) };
         }
-        libc::_exit(128 + sig);
     }
+    // SAFETY: _exit(2) is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
 }
 
-/// On SIGINT and SIGTERM, kill the `--service` command's process group
-/// (its processes do not die with the study on their own: only its first
-/// process has a parent-death signal), then exit. Other children die with
+/// On SIGINT and SIGTERM, kill the `--service` and `--noise-cmd` commands'
+/// process groups (their processes do not die with the study on their own:
+/// only the first has a parent-death signal), then exit. Other children die with
 /// the study (`PR_SET_PDEATHSIG`); runs.jsonl holds every finished run.
 pub(crate) fn kill_group_on_interrupt() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
@@ -47,7 +48,9 @@ impl Drop for Kid {
         if self.1
             && let Ok(pid) = i32::try_from(self.0.id())
         {
-            GROUP.store(0, Ordering::SeqCst);
+            for g in &GROUPS {
+                let _ = g.compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+            }
             // SAFETY: kill(2) with a negative pid signals that process
             // group; no memory is involved.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
@@ -109,7 +112,12 @@ pub(crate) fn spawn_in(
     }
     let child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
     if group && let Ok(pid) = i32::try_from(child.id()) {
-        GROUP.store(pid, Ordering::SeqCst);
+        // A free slot; with both taken the handler misses this group, whose
+        // first process still dies with the study.
+        let _ = GROUPS.iter().find(|g| {
+            g.compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
     }
     Ok(Kid(child, group))
 }

@@ -31,7 +31,17 @@ pub(crate) struct Ctx {
     pub(crate) preempted_us: u64,
     pub(crate) connections: u16,
     pub(crate) path: String,
+    /// loadgen's `--request` mix, `--keys`, `--zipf`.
+    pub(crate) requests: Vec<String>,
+    pub(crate) keys: u64,
+    pub(crate) zipf: f64,
     pub(crate) metrics_path: String,
+    /// What the control is started as.
+    pub(crate) baseline: String,
+    /// `--noise-cmd`.
+    pub(crate) noise_cmd: Option<String>,
+    /// Whether the service runs with `GLIBC_TUNABLES=glibc.pthread.rseq=0`.
+    pub(crate) libc_rseq_off: bool,
     /// Where the service and the noise run (`plan.cpus` of them), and the
     /// client's own CPU (none: the client shares theirs).
     pub(crate) service_cpus: Vec<usize>,
@@ -89,7 +99,19 @@ pub(crate) fn stage(
         ),
         false => None,
     };
-    let noise = if wakers + hogs > 0 {
+    let noise = if let (Noise::Command, Some(line)) = (noise, &ctx.noise_cmd) {
+        let mut c = Command::new("sh");
+        c.args(["-c", line])
+            .stdout(Stdio::null())
+            .stderr(log(&ctx.logs, tag, "noise")?);
+        Some(spawn_in(
+            &mut c,
+            "the noise command",
+            true,
+            &ctx.service_cpus,
+            None,
+        )?)
+    } else if wakers + hogs > 0 {
         let mut c = Command::new(ctx.bins.join("noise"));
         c.args(["--wakers", &wakers.to_string(), "--hogs", &hogs.to_string()])
             .args(["--policy", noise.policy()])
@@ -108,9 +130,9 @@ pub(crate) fn stage(
         None
     };
     let port = free_port()?;
-    // The control is `off` under another label.
+    // The control is the baseline under another label.
     let variant = if variant == crate::stats::CONTROL {
-        "off"
+        ctx.baseline.as_str()
     } else {
         variant
     };
@@ -149,9 +171,11 @@ pub(crate) fn stage(
     };
     cmd.env("RSEQ_SLICE_STUDY_VARIANT", variant)
         .env("PORT", port.to_string())
-        .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
         .stdout(Stdio::piped())
         .stderr(log(&ctx.logs, tag, "service")?);
+    if ctx.libc_rseq_off {
+        cmd.env("GLIBC_TUNABLES", "glibc.pthread.rseq=0");
+    }
     let into = group.as_ref().map(Group::procs).transpose()?;
     let mut service = spawn_in(
         &mut cmd,
@@ -228,10 +252,19 @@ pub(crate) fn load(
         .args(["--warmup", &ctx.plan.warmup.min(secs / 2.0).to_string()])
         .args(["--connections", &ctx.connections.to_string()])
         .args(["--path", &ctx.path, "--metrics-path", &ctx.metrics_path])
+        .args([
+            "--keys",
+            &ctx.keys.to_string(),
+            "--zipf",
+            &ctx.zipf.to_string(),
+        ])
         .arg("--out")
         .arg(&json)
         .stdout(Stdio::null())
         .stderr(log(&ctx.logs, tag, "loadgen")?);
+    for r in &ctx.requests {
+        c.args(["--request", r]);
+    }
     match rate {
         Some(r) => c.args(["--rate", &r.to_string()]),
         None => c.arg("--closed"),

@@ -34,7 +34,7 @@ const KEEP_UP: f64 = 0.99;
 const BACKLOG_US: f64 = 500.0;
 
 /// The name of the A/A control: `off` run again under another label.
-pub(crate) const CONTROL: &str = "control";
+pub(crate) use crate::args::CONTROL;
 
 /// One cell (configuration, level, variant) over its runs. Latencies in
 /// µs; lock waits in ns; NaN where nothing was recorded.
@@ -44,6 +44,8 @@ pub(crate) struct Summary {
     pub(crate) level: f64,
     pub(crate) absolute: bool,
     pub(crate) variant: String,
+    /// The variant its ratios compare with.
+    pub(crate) baseline: String,
     pub(crate) runs: usize,
     /// Distinct boots the runs come from.
     pub(crate) boots: usize,
@@ -90,6 +92,8 @@ pub(crate) struct Summary {
     pub(crate) preempted_holds: f64,
     pub(crate) errors: u64,
     pub(crate) missing: u64,
+    /// Answers by HTTP status code, over its runs.
+    pub(crate) statuses: std::collections::BTreeMap<u16, u64>,
 }
 
 /// Why a ratio is or is not a claim.
@@ -199,11 +203,11 @@ fn spread(v: &[f64]) -> Ci {
 
 type Key = (Config, u64, bool, String);
 
-/// Where a variant's rows go: `off`, the control, then the others in the
-/// order they first appear.
-fn variant_rank(v: &str, seen: &[String]) -> usize {
+/// Where a variant's rows go: the baseline, the control, then the others
+/// in the order they first appear.
+fn variant_rank(v: &str, base: &str, seen: &[String]) -> usize {
     match v {
-        "off" => 0,
+        _ if v == base => 0,
         CONTROL => 1,
         _ => 2 + seen.iter().position(|s| s == v).unwrap_or(seen.len()),
     }
@@ -211,8 +215,10 @@ fn variant_rank(v: &str, seen: &[String]) -> usize {
 
 /// Summaries of every cell of `runs` (successful `run` records):
 /// configurations in the order they first appear, then levels ascending,
-/// then `off`, the control and the other variants.
+/// then the baseline, the control and the other variants. Ratios compare
+/// each with the baseline (`off` unless the runs say otherwise).
 pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
+    let base = runs.first().map_or("off", |r| r.baseline.as_str());
     let mut keys: Vec<Key> = Vec::new();
     let mut by: HashMap<Key, Vec<&Record>> = HashMap::new();
     let (mut configs, mut variants): (Vec<Config>, Vec<String>) = (Vec::new(), Vec::new());
@@ -240,17 +246,17 @@ pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
         pos(&a.0)
             .cmp(&pos(&b.0))
             .then(f64::from_bits(a.1).total_cmp(&f64::from_bits(b.1)))
-            .then(variant_rank(&a.3, &variants).cmp(&variant_rank(&b.3, &variants)))
+            .then(variant_rank(&a.3, base, &variants).cmp(&variant_rank(&b.3, base, &variants)))
     });
-    let mut out: Vec<Summary> = keys.iter().map(|k| cell(k, &by[k])).collect();
+    let mut out: Vec<Summary> = keys.iter().map(|k| cell(k, &by[k], base)).collect();
     let index: HashMap<&Key, usize> = keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
     for i in 0..out.len() {
         let k = &keys[i];
-        if k.3 == "off" {
+        if k.3 == base {
             continue;
         }
-        let base = (k.0.clone(), k.1, k.2, "off".to_string());
-        let Some(&b) = index.get(&base) else { continue };
+        let of = (k.0.clone(), k.1, k.2, base.to_string());
+        let Some(&b) = index.get(&of) else { continue };
         let off = out[b].clone();
         let s = &mut out[i];
         let shifts: Vec<Shift> = (0..3)
@@ -278,7 +284,7 @@ pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
     out
 }
 
-fn cell(k: &Key, rs: &[&Record]) -> Summary {
+fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
     let figures: Vec<[f64; 3]> = rs.iter().map(|r| run_quantiles(r)).collect();
     let per_run = [0, 1, 2].map(|j| figures.iter().map(|f| f[j]).collect::<Vec<f64>>());
     let lat: Vec<Weighted> = rs.iter().filter_map(|r| latencies(r)).collect();
@@ -335,6 +341,7 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
         level: f64::from_bits(k.1),
         absolute: k.2,
         variant: k.3.clone(),
+        baseline: base.to_string(),
         runs: rs.len(),
         boots: boots.len(),
         rate: med(&|r| r.rate),
@@ -365,6 +372,14 @@ fn cell(k: &Key, rs: &[&Record]) -> Summary {
         preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
         errors: sum(&|p| p.errors),
         missing: sum(&|p| p.missing),
+        statuses: rs
+            .iter()
+            .filter_map(|r| r.report.as_ref())
+            .flat_map(|p| p.statuses.iter())
+            .fold(Default::default(), |mut m, (&k, &n)| {
+                *m.entry(k).or_default() += n;
+                m
+            }),
     }
 }
 

@@ -62,6 +62,13 @@ pub(crate) struct Record {
     /// The boot (guest) the run came from (`--boot`; empty: not said).
     #[serde(default)]
     pub(crate) boot: String,
+    /// The variant the others are compared with (`--baseline`).
+    #[serde(default = "off")]
+    pub(crate) baseline: String,
+}
+
+fn off() -> String {
+    "off".into()
 }
 
 impl Record {
@@ -171,6 +178,7 @@ pub(crate) mod tests {
                 hold_us: 5,
                 workers: 2,
                 cpu_max: 0,
+                service: String::new(),
             },
             cell: None,
             rate: 100.0,
@@ -183,6 +191,7 @@ pub(crate) mod tests {
             kernel: None,
             kernel_error: Some("no debugfs".into()),
             throttling: None,
+            baseline: off(),
             conditions: "test".into(),
             conditions_detail: serde_json::Value::Null,
             service: "bundled".into(),

@@ -73,7 +73,7 @@ fn level(s: &Summary) -> String {
 
 /// The capacities a configuration's calibrations measured: median,
 /// lowest, highest, and how many.
-fn capacity_line(config: &Config, calibrations: &[(Config, f64)]) -> Option<String> {
+fn capacity_line(config: &Config, calibrations: &[(Config, f64)], base: &str) -> Option<String> {
     let v: Vec<f64> = calibrations
         .iter()
         .filter(|(c, _)| c == config)
@@ -83,7 +83,7 @@ fn capacity_line(config: &Config, calibrations: &[(Config, f64)]) -> Option<Stri
     let hi = v.iter().copied().fold(0.0, f64::max);
     (!v.is_empty()).then(|| {
         format!(
-            ": capacity {:.0} req/s (median of {} calibrations with `off`, {lo:.0}–{hi:.0}; every variant gets the same absolute rates)",
+            ": capacity {:.0} req/s (median of {} calibrations with `{base}`, {lo:.0}–{hi:.0}; every variant gets the same absolute rates)",
             rseq_slice_lab::median(v.clone()),
             v.len()
         )
@@ -94,6 +94,7 @@ fn capacity_line(config: &Config, calibrations: &[(Config, f64)]) -> Option<Stri
 /// false positives, and the capacity at the SLO.
 pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us: f64) -> String {
     let mut t = String::new();
+    let base = cells.first().map_or("off", |c| c.baseline.as_str());
     let mut configs: Vec<&Config> = Vec::new();
     for c in cells {
         if !configs.contains(&&c.config) {
@@ -102,7 +103,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     for config in configs {
         let _ = write!(t, "\n### {}", config.label());
-        if let Some(line) = capacity_line(config, calibrations) {
+        if let Some(line) = capacity_line(config, calibrations, base) {
             t += &line;
         }
         t += "\n\n| load | rate req/s | variant | runs (boots) | unstable | throughput | p50 µs | p99 µs | p99.9 µs | p50 ratio | p99 ratio | p99.9 ratio | served p50 / p99.9 µs | grants /1k req | kernel sgrant/sexpir/srevok/syield /1k | lock wait p50/p99/p99.9 ns | preempted holds /run |\n";
@@ -152,14 +153,33 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
             .collect();
         if let Some(s) = cells
             .iter()
-            .find(|s| &s.config == config && s.variant == "off" && s.lock_hold_ns[0].is_finite())
+            .find(|s| &s.config == config && s.variant == base && s.lock_hold_ns[0].is_finite())
         {
             let [p50, p99] = s.lock_hold_ns;
             let _ = write!(
                 t,
-                "\nHot-lock holds under `off` (the service's own timing, median per run): p50 {} ns, p99 {} ns.\n",
+                "\nHot-lock holds under `{base}` (the service's own timing, median per run): p50 {} ns, p99 {} ns.\n",
                 f(p50, 0),
                 f(p99, 0)
+            );
+        }
+        let odd: Vec<String> = cells
+            .iter()
+            .filter(|s| &s.config == config && s.statuses.keys().any(|&c| !(200..300).contains(&c)))
+            .map(|s| {
+                let codes: Vec<String> = s
+                    .statuses
+                    .iter()
+                    .map(|(c, n)| format!("{c}: {n}"))
+                    .collect();
+                format!("{} {} {}", level(s), s.variant, codes.join(", "))
+            })
+            .collect();
+        if !odd.is_empty() {
+            let _ = write!(
+                t,
+                "\nAnswers by status code where any was not 2xx (all runs; 5xx also count as errors): {}.\n",
+                odd.join("; ")
             );
         }
         if !throttled.is_empty() {
@@ -179,10 +199,10 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 "\n**Capacity at the SLO** (the highest rate offered whose p99.9 stayed under {} in at least 90 % of runs, every run stable):",
                 us(slo_us)
             );
-            let off = caps.iter().find(|c| c.1 == "off").and_then(|c| c.2);
+            let off = caps.iter().find(|c| c.1 == base).and_then(|c| c.2);
             for (_, variant, rate) in &caps {
                 let ratio = match (rate, off) {
-                    (Some(r), Some(o)) if variant != "off" => format!(" ({:.2}x off)", r / o),
+                    (Some(r), Some(o)) if variant != base => format!(" ({:.2}x {base})", r / o),
                     _ => String::new(),
                 };
                 let _ = write!(
@@ -199,7 +219,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     if n > 0 {
         let _ = writeln!(
             t,
-            "\n**A/A control** (`off` run again as `{CONTROL}`): {raw} of {n} comparisons had p < 0.05 before correction ({:.0} %), {adjusted} significant after Holm's correction.",
+            "\n**A/A control** (`{base}` run again as `{CONTROL}`): {raw} of {n} comparisons had p < 0.05 before correction ({:.0} %), {adjusted} significant after Holm's correction.",
             100.0 * raw as f64 / n as f64
         );
     } else {
@@ -210,7 +230,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `off` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
     );
     t
 }
