@@ -60,6 +60,14 @@ impl BuilderExt for Builder {
                 self.on_task_terminate(move |m| hooks::task_terminate(&c, m));
             }
         }
+        #[cfg(all(not(tokio_unstable), feature = "tracing"))]
+        if cfg.cfg.scheduler_sections || cfg.cfg.task_polls {
+            tracing::warn!(
+                target: "rseq_slice",
+                "scheduler_sections / task_polls need tokio's task hooks: this build has no \
+                 --cfg tokio_unstable, so they guard nothing"
+            );
+        }
         self
     }
 }

@@ -116,7 +116,9 @@ impl SliceConfig {
     /// Guard the scheduler's own work between task polls and after unpark
     /// (steals, inject-queue pops, timer wheel): one section from
     /// `on_after_task_poll` / `on_thread_unpark` to the next
-    /// `on_before_task_poll` / `on_thread_park`. Needs `--cfg tokio_unstable`.
+    /// `on_before_task_poll` / `on_thread_park`. Needs `--cfg tokio_unstable`:
+    /// without it this guards nothing, and building the runtime says so
+    /// (a `tracing` WARN).
     ///
     /// Off by default: no measurement on a platform that passes the
     /// workspace's fidelity checks shows them to help (its `docs/study.md`;
@@ -132,7 +134,9 @@ impl SliceConfig {
         self.scheduler_sections
     }
 
-    /// Guard every whole task poll. Off by default. Needs `--cfg tokio_unstable`.
+    /// Guard every whole task poll. Off by default. Needs `--cfg
+    /// tokio_unstable`: without it this guards nothing, and building the
+    /// runtime says so (a `tracing` WARN).
     pub fn task_polls(mut self, on: bool) -> Self {
         self.task_polls = on;
         self
@@ -192,6 +196,7 @@ impl SliceConfig {
     /// adapter closes the scheduler section and before it opens a task-poll
     /// section (with [`task_polls`](SliceConfig::task_polls)).
     #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
     pub fn on_before_task_poll(
         mut self,
         f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
@@ -204,6 +209,7 @@ impl SliceConfig {
     /// adapter closes a task-poll section and before it opens the scheduler
     /// section.
     #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
     pub fn on_after_task_poll(
         mut self,
         f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
@@ -217,6 +223,7 @@ impl SliceConfig {
     /// is the hook that runs when a worker thread turns into a blocking-pool
     /// thread).
     #[cfg(tokio_unstable)]
+    #[cfg_attr(docsrs, doc(cfg(tokio_unstable)))]
     pub fn on_task_terminate(
         mut self,
         f: impl Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,

@@ -19,10 +19,11 @@
 //!   has the feature, else in guests side by side, 1 service vCPU + 1 client vCPU each; `study`).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
+//! - `cargo xtask packages`: `cargo test` inside each crate's `.crate`.
 //!
 //! Modules: `guest` (booting it), `debian_root` (the glibc 2.41 root),
 //! `build` (cargo and its artifacts), `suite`, `bench`, `bench_locks`,
-//! `fidelity`, `study`.
+//! `fidelity`, `study`, `packages`.
 
 mod bench;
 mod bench_locks;
@@ -30,6 +31,7 @@ mod build;
 mod debian_root;
 mod fidelity;
 mod guest;
+mod packages;
 mod qemu;
 mod study;
 mod suite;
@@ -134,6 +136,9 @@ enum Cmd {
     },
     /// Print the guest kernel's path, building and caching one if needed.
     Kernel,
+    /// `cargo package` the three crates, unpack each, and run `cargo test
+    /// --all-features` inside it, as a distribution packager would.
+    Packages,
 }
 
 /// Where a criterion bench runs: both by default.
@@ -258,6 +263,7 @@ fn main() {
             b.rw_dirs.push(workspace_root().join("out"));
             guest::run(&b, &command.join(" ")).map(|c| c == 0)
         }),
+        Cmd::Packages => packages::check(),
         Cmd::Kernel => guest::kernel(true).map(|k| {
             println!("{}", k.display());
             true
