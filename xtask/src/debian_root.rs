@@ -16,7 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::guest::{have, must_be_root, rseq_slice_cache};
+use crate::kernel::rseq_slice_cache;
+use crate::tools::{have, must_be_root};
 use crate::{Result, run_checked};
 
 /// The suite and mirror the root comes from.

@@ -21,7 +21,8 @@
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 //! - `cargo xtask packages`: `cargo test` inside each crate's `.crate`.
 //!
-//! Modules: `guest` (booting it), `debian_root` (the glibc 2.41 root),
+//! Modules: `guest` (booting it), `kernel` (finding or building one),
+//! `tools` (qemu and virtme-ng), `debian_root` (the glibc 2.41 root),
 //! `build` (cargo and its artifacts), `suite`, `bench`, `bench_locks`,
 //! `fidelity`, `study`, `packages`.
 
@@ -31,10 +32,12 @@ mod build;
 mod debian_root;
 mod fidelity;
 mod guest;
+mod kernel;
 mod packages;
 mod qemu;
 mod study;
 mod suite;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -264,7 +267,7 @@ fn main() {
             guest::run(&b, &command.join(" ")).map(|c| c == 0)
         }),
         Cmd::Packages => packages::check(),
-        Cmd::Kernel => guest::kernel(true).map(|k| {
+        Cmd::Kernel => kernel::kernel(true).map(|k| {
             println!("{}", k.display());
             true
         }),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::Result;
 use crate::debian_root::qemu_root;
-use crate::guest::rseq_slice_cache;
+use crate::kernel::rseq_slice_cache;
 
 /// The qemu a guest boots with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
