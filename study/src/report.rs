@@ -30,6 +30,11 @@ pub struct LoadReport {
     /// Answers by HTTP status code.
     #[serde(default)]
     pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// loadgen's own CPU time over the run, in CPUs (1.0: one CPU busy
+    /// throughout; none where unknown): near 1 on a client CPU of its own,
+    /// the client, not the service, sets the latency.
+    #[serde(default)]
+    pub client_cpu: Option<f64>,
     /// Requests unanswered at the deadline (recorded at their age then).
     pub missing: u64,
     /// Answers per second after the warm-up.
@@ -59,6 +64,18 @@ pub struct LoadReport {
     /// ([`decode_hist`]), for the bootstrap.
     #[serde(default)]
     pub hist: String,
+}
+
+/// This process's CPU time so far (user and system, all threads), from
+/// `/proc/self/stat` (clock ticks, 100 a second on Linux); None where it
+/// cannot be read.
+pub fn cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses:
+    // state is the 3rd field of the line, utime the 14th, stime the 15th.
+    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let (u, s): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
+    Some(std::time::Duration::from_millis((u + s) * 10))
 }
 
 /// A histogram as base64 of its V2 serialization.
@@ -98,6 +115,7 @@ pub fn summarize(
         ok_measured,
         errors,
         statuses: Default::default(),
+        client_cpu: None,
         missing,
         throughput: ok_measured as f64 / measured_secs.max(1e-9),
         p50: q(50.0),

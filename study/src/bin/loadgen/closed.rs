@@ -17,6 +17,7 @@ use crate::{Args, Hist, Statuses, count, mix_of, service_metrics};
 /// from send to answer.
 pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
     let start = Instant::now();
+    let cpu0 = (rseq_slice_study::report::cpu_time(), start);
     let warm = start + Duration::from_secs_f64(args.warmup.min(args.duration));
     let end = start + Duration::from_secs_f64(args.duration);
     let hist: Hist = Arc::new(Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?));
@@ -88,5 +89,6 @@ pub(crate) async fn closed(args: &Args) -> Result<LoadReport> {
     );
     r.mode = "closed".into();
     r.statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
+    r.client_cpu = crate::cpu_share(cpu0);
     Ok(r)
 }

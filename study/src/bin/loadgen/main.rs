@@ -96,6 +96,13 @@ fn count(statuses: &Statuses, errors: &AtomicU64, status: u16) {
     }
 }
 
+/// loadgen's CPU time since `since` as a share of the wall time since.
+fn cpu_share(since: (Option<Duration>, Instant)) -> Option<f64> {
+    let used = rseq_slice_study::report::cpu_time()?.checked_sub(since.0?)?;
+    let wall = since.1.elapsed().as_secs_f64();
+    (wall > 0.0).then(|| used.as_secs_f64() / wall)
+}
+
 /// The request mix of `args`.
 fn mix_of(args: &Args) -> Result<Mix> {
     let kinds = if args.requests.is_empty() {
@@ -148,6 +155,7 @@ async fn run(args: &Args) -> Result<LoadReport> {
     let warm = Duration::from_secs_f64(args.warmup.min(args.duration));
     let mix = Arc::new(mix_of(args)?);
     let plan: Arc<Vec<Planned>> = Arc::new(mix.plan(total)?);
+    let cpu0 = (rseq_slice_study::report::cpu_time(), Instant::now());
     let mut conns = Vec::new();
     for _ in 0..args.connections {
         conns.push(connect(&args.addr).await?);
@@ -284,5 +292,6 @@ async fn run(args: &Args) -> Result<LoadReport> {
     );
     report.halves_p50 = halves_p50;
     report.statuses = statuses.lock().map(|s| s.clone()).unwrap_or_default();
+    report.client_cpu = cpu_share(cpu0);
     Ok(report)
 }

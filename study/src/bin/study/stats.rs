@@ -92,6 +92,8 @@ pub(crate) struct Summary {
     pub(crate) preempted_holds: f64,
     pub(crate) errors: u64,
     pub(crate) missing: u64,
+    /// loadgen's CPU share, the runs' median (NaN: unknown).
+    pub(crate) client_cpu: f64,
     /// Answers by HTTP status code, over its runs.
     pub(crate) statuses: std::collections::BTreeMap<u16, u64>,
 }
@@ -134,12 +136,16 @@ impl Summary {
 /// Whether a run kept up with its offered rate: it answered at least 99 %
 /// of the requests scheduled in its measured window, none was missing at
 /// the end, and its second half's median is not more than twice the
-/// first's plus 0.5 ms (a growing backlog). An unstable run measures its
-/// queue, not its tail.
+/// first's plus 0.5 ms (a growing backlog), and loadgen used under
+/// [`CLIENT_BOUND`] of a CPU (a busier client queues requests itself). An
+/// unstable run measures a queue, not the service's tail.
 ///
 /// Answers are counted, not taken per second up to the last one: over a
 /// short window that rate is the tail's, not the backlog's (a 0.68 s
 /// window whose last answer came 7 ms late reads 99.0 %).
+/// loadgen's CPU share from which a run measures the client.
+pub(crate) const CLIENT_BOUND: f64 = 0.9;
+
 pub(crate) fn stable(r: &Record) -> bool {
     r.report.as_ref().is_some_and(|p| {
         let [a, b] = p.halves_p50.map(|x| x as f64);
@@ -148,7 +154,8 @@ pub(crate) fn stable(r: &Record) -> bool {
         // one of which loadgen recorded at its age at the end).
         let window = latencies(r).map_or(0, |w| w.len());
         let answered = p.ok_measured as f64 >= KEEP_UP * window as f64;
-        answered && window > 0 && p.missing == 0 && !backlog
+        let client_bound = p.client_cpu.is_some_and(|c| c >= CLIENT_BOUND);
+        answered && window > 0 && p.missing == 0 && !backlog && !client_bound
     })
 }
 
@@ -372,6 +379,12 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         preempted_holds: med(&|r| svc(r, &|s| num(&s["preempted_holds"]))),
         errors: sum(&|p| p.errors),
         missing: sum(&|p| p.missing),
+        client_cpu: med(&|r| {
+            r.report
+                .as_ref()
+                .and_then(|p| p.client_cpu)
+                .unwrap_or(f64::NAN)
+        }),
         statuses: rs
             .iter()
             .filter_map(|r| r.report.as_ref())
@@ -533,6 +546,15 @@ pub(crate) mod tests {
         assert!(!stable(&r));
         r.report.as_mut().unwrap().halves_p50 = [200, 800];
         assert!(stable(&r));
+    }
+
+    #[test]
+    fn a_busy_client_makes_a_run_unstable() {
+        let mut r = run("off", 0, 1.0, "1");
+        r.report.as_mut().unwrap().client_cpu = Some(0.5);
+        assert!(stable(&r));
+        r.report.as_mut().unwrap().client_cpu = Some(0.95);
+        assert!(!stable(&r), "loadgen near a whole CPU measured itself");
     }
 
     #[test]

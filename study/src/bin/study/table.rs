@@ -11,7 +11,8 @@ use rseq_slice_lab::Ci;
 
 use crate::plan::Config;
 use crate::stats::{
-    CONTROL, MIN_BOOTS, MIN_RUNS, Standing, Summary, control_false_positives, slo_capacity,
+    CLIENT_BOUND, CONTROL, MIN_BOOTS, MIN_RUNS, Standing, Summary, control_false_positives,
+    slo_capacity,
 };
 use crate::store::Record;
 
@@ -163,6 +164,18 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 f(p99, 0)
             );
         }
+        let client: Vec<String> = cells
+            .iter()
+            .filter(|s| &s.config == config && s.variant == base && s.client_cpu.is_finite())
+            .map(|s| format!("{} {:.2}", level(s), s.client_cpu))
+            .collect();
+        if !client.is_empty() {
+            let _ = write!(
+                t,
+                "\nloadgen's own CPU use under `{base}` (median per run, 1.00: a CPU busy throughout; a run at {CLIENT_BOUND:.2} or more measured the client and counts as unstable): {}.\n",
+                client.join("; ")
+            );
+        }
         let odd: Vec<String> = cells
             .iter()
             .filter(|s| &s.config == config && s.statuses.keys().any(|&c| !(200..300).contains(&c)))
@@ -230,7 +243,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, or its second half's median exceeded twice its first's + 0.5 ms: it measured its queue), `(n<{MIN_RUNS})`, `(1 boot)`."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`."
     );
     t
 }
