@@ -48,6 +48,9 @@ pub(crate) fn ensure_tools() -> Result<()> {
                     "-qq",
                     "--no-install-recommends",
                     "qemu-system-x86",
+                    // Debian 12's qemu-system-x86 replaces a newer
+                    // qemu-utils (backports'): keep a qemu-img on the machine.
+                    "qemu-utils",
                 ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
