@@ -35,13 +35,23 @@ fn write(path: &Path, text: &str) {
 }
 
 /// This crate's manifest as a later, incompatible release would have it:
-/// version 0.2.0, the workspace's values spelled out, no test targets.
+/// version 0.2.0, the workspace's values spelled out, no test targets or
+/// dev-dependencies.
 fn copy_at_0_2(dir: &Path) {
     let manifest = std::fs::read_to_string(Path::new(CRATE).join("Cargo.toml")).unwrap();
     let mut out = String::new();
     for section in manifest.split("\n[") {
         let head = section.lines().next().unwrap_or("");
-        if ["[[bench]]", "[bench]]", "[[test]]", "[test]]", "lints]"].contains(&head) {
+        if [
+            "[[bench]]",
+            "[bench]]",
+            "[[test]]",
+            "[test]]",
+            "lints]",
+            "dev-dependencies]",
+        ]
+        .contains(&head)
+        {
             continue;
         }
         let text = if out.is_empty() {
