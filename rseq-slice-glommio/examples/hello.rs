@@ -27,16 +27,13 @@ fn main() {
         Err(e) => eprintln!("glommio could not start: {e}"),
     }
     for t in metrics.threads() {
-        let state = match &t.state {
-            Ok(registrar) => format!("extension on (area registered by {registrar:?})"),
-            Err(why) => format!("extension off: {why}"),
-        };
+        match &t.state {
+            Ok(who) => print!("thread {}: extension on (area of {who:?})", t.index),
+            Err(why) => print!("thread {}: extension off: {why}", t.index),
+        }
         println!(
-            "thread {} {:?}: {state}; {} sections requested, {} granted",
-            t.index,
-            t.name.as_deref().unwrap_or("-"),
-            t.stats.requested,
-            t.stats.granted
+            "; {} requested, {} granted",
+            t.stats.requested, t.stats.granted
         );
     }
 }
