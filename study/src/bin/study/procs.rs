@@ -81,26 +81,21 @@ pub(crate) fn spawn_in(
     if group {
         cmd.process_group(0);
     }
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
-    // inside it (every CPU here came from sched_getaffinity, below
-    // CPU_SETSIZE).
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            libc::CPU_SET(c, &mut set);
-        }
-        set
-    };
+    let mut set = rustix::thread::CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
     let pin = !cpus.is_empty();
-    // SAFETY: prctl, sched_setaffinity and write are async-signal-safe
-    // system calls on memory the closure owns and on a descriptor the
-    // parent keeps open; it touches nothing else between fork and exec.
-    // The child dies with the study, on `cpus`, in the cgroup.
+    // SAFETY: prctl, sched_setaffinity (rustix's: a system call, no
+    // allocation) and write are async-signal-safe system calls on memory
+    // the closure owns and on a descriptor the parent keeps open; it
+    // touches nothing else between fork and exec. The child dies with the
+    // study, on `cpus`, in the cgroup.
     unsafe {
         cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if pin && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-                return Err(std::io::Error::last_os_error());
+            if pin {
+                rustix::thread::sched_setaffinity(None, &set)?;
             }
             if let Some(fd) = procs
                 && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
@@ -124,31 +119,22 @@ pub(crate) fn spawn_in(
 
 /// Pin this process (and so its children) to the first `n` CPUs it may use.
 pub(crate) fn pin(n: usize) -> Result<Vec<usize>> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the pointers are to locals.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            bail!("sched_getaffinity: {}", std::io::Error::last_os_error());
-        }
-        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect();
-        if n > allowed.len() {
-            bail!(
-                "--cpus {n}, but this process may run on {} CPUs ({allowed:?})",
-                allowed.len()
-            );
-        }
-        if n == 0 || n == allowed.len() {
-            return Ok(allowed);
-        }
-        let mut new: libc::cpu_set_t = std::mem::zeroed();
-        for &c in &allowed[..n] {
-            libc::CPU_SET(c, &mut new);
-        }
-        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &new) != 0 {
-            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
-        }
-        Ok(allowed[..n].to_vec())
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let set = sched_getaffinity(None).context("sched_getaffinity")?;
+    let allowed: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| set.is_set(c)).collect();
+    if n > allowed.len() {
+        bail!(
+            "--cpus {n}, but this process may run on {} CPUs ({allowed:?})",
+            allowed.len()
+        );
     }
+    if n == 0 || n == allowed.len() {
+        return Ok(allowed);
+    }
+    let mut new = CpuSet::new();
+    for &c in &allowed[..n] {
+        new.set(c);
+    }
+    sched_setaffinity(None, &new).context("sched_setaffinity")?;
+    Ok(allowed[..n].to_vec())
 }
