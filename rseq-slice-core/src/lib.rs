@@ -45,8 +45,8 @@
 //! Inside, one concept a module: `abi`, `sys` (system calls), `arch` (the
 //! only assembly),
 //! `registration` (kernel support, the area, the report), `local` and
-//! `guard` (the protocol), `future`, `stats`, `reason`, `kernel_stats`,
-//! `runtime`, `lock`.
+//! `guard` (the protocol), `future`, `stats`, `grant_events` (the `tracing`
+//! events, outside the guards), `reason`, `kernel_stats`, `runtime`, `lock`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -62,6 +62,7 @@ pub mod abi;
 mod arch;
 pub mod diagnostics;
 mod future;
+mod grant_events;
 mod guard;
 mod kernel_stats;
 mod local;
@@ -69,7 +70,6 @@ mod local;
 mod lock;
 mod reason;
 mod registration;
-mod report;
 pub mod runtime;
 mod stats;
 mod sys;
@@ -112,7 +112,7 @@ pub fn stats() -> SliceStats {
 /// every section close, before parking and at thread stop. On threads of
 /// your own, call it where it suits you, outside signal handlers.
 pub fn report_grants() {
-    local::LOCAL.with(report::report);
+    local::LOCAL.with(grant_events::report);
 }
 
 /// `rseq_slice_yield()`: give the CPU back inside a grant; true when the

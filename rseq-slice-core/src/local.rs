@@ -307,11 +307,11 @@ mod tests {
             0,
             "the guard's exit emitted an event (not async-signal-safe)"
         );
-        crate::report::report(&l);
+        crate::grant_events::report(&l);
         assert_eq!(events.load(Ordering::Relaxed), 1);
         assert_eq!(grants.load(Ordering::Relaxed), 3);
         // Nothing new: nothing reported.
-        crate::report::report(&l);
+        crate::grant_events::report(&l);
         assert_eq!(events.load(Ordering::Relaxed), 1);
     }
 }

@@ -282,7 +282,7 @@ impl RuntimeThread {
         }
         let granted = LOCAL.with(|l| {
             l.exit();
-            crate::report::report(l);
+            crate::grant_events::report(l);
             l.granted_count()
         });
         if granted != open.granted_before {
