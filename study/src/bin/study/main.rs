@@ -10,13 +10,14 @@
 //!
 //! Modules: [`args`] (flags), [`plan`] (the matrix), [`procs`] (child
 //! processes, CPUs), [`cgroup`] (the weighted groups), [`run`] (one run), [`calibrate`] (capacity), [`matrix`] (the loop), [`store`]
-//! (runs.jsonl), [`stats`] (runs to cells, ratios, stability), [`table`] and
-//! [`plot`] (outputs).
+//! (runs.jsonl), [`stats`] (runs to cells, ratios, stability), [`table`], [`notes`]
+//! and [`plot`] (outputs).
 
 mod args;
 mod calibrate;
 mod cgroup;
 mod matrix;
+mod notes;
 mod plan;
 mod plot;
 mod procs;

@@ -86,18 +86,16 @@ pub(crate) fn stage(
         .map_err(|e| anyhow::anyhow!("noise {:?}: {e}", config.noise))?;
     let (wakers, hogs) = noise.threads(ctx.plan.cpus);
     let budget = secs + 30.0;
-    let batch = match noise.weighted() {
-        true => Some(Group::new("batch")?.weight(1)?),
-        false => None,
+    let batch = if noise.weighted() {
+        Some(Group::new("batch")?.weight(1)?)
+    } else {
+        None
     };
-    let confined = noise.weighted() || config.cpu_max > 0;
-    let group = match confined {
-        true => Some(
-            Group::new("service")?
-                .weight(100)?
-                .max(config.cpu_max, ctx.service_cpus.len())?,
-        ),
-        false => None,
+    let group = if noise.weighted() || config.cpu_max > 0 {
+        let g = Group::new("service")?.weight(100)?;
+        Some(g.max(config.cpu_max, ctx.service_cpus.len())?)
+    } else {
+        None
     };
     let noise = if let (Noise::Command, Some(line)) = (noise, &ctx.noise_cmd) {
         let mut c = Command::new("sh");

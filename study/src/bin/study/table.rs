@@ -56,7 +56,7 @@ fn ci_ratio(s: &Summary, j: usize) -> String {
     format!("{:.2} [{:.2}–{hi}]{why}", c.est, c.lo)
 }
 
-fn f(x: f64, digits: usize) -> String {
+pub(crate) fn f(x: f64, digits: usize) -> String {
     if x.is_finite() {
         format!("{x:.digits$}")
     } else {
@@ -64,7 +64,7 @@ fn f(x: f64, digits: usize) -> String {
     }
 }
 
-fn level(s: &Summary) -> String {
+pub(crate) fn level(s: &Summary) -> String {
     if s.absolute {
         format!("{} req/s", s.level)
     } else {
@@ -137,71 +137,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 f(s.preempted_holds, 0)
             );
         }
-        let throttled: Vec<String> = cells
-            .iter()
-            .filter(|s| &s.config == config)
-            .filter_map(|s| {
-                let [n, ms] = s.throttled?;
-                Some(format!(
-                    "{} {} {}: {} periods, {} ms",
-                    level(s),
-                    s.variant,
-                    s.rate.round(),
-                    f(n, 0),
-                    f(ms, 0)
-                ))
-            })
-            .collect();
-        if let Some(s) = cells
-            .iter()
-            .find(|s| &s.config == config && s.variant == base && s.lock_hold_ns[0].is_finite())
-        {
-            let [p50, p99] = s.lock_hold_ns;
-            let _ = write!(
-                t,
-                "\nHot-lock holds under `{base}` (the service's own timing, median per run): p50 {} ns, p99 {} ns.\n",
-                f(p50, 0),
-                f(p99, 0)
-            );
-        }
-        let client: Vec<String> = cells
-            .iter()
-            .filter(|s| &s.config == config && s.variant == base && s.client_cpu.is_finite())
-            .map(|s| format!("{} {:.2}", level(s), s.client_cpu))
-            .collect();
-        if !client.is_empty() {
-            let _ = write!(
-                t,
-                "\nloadgen's own CPU use under `{base}` (median per run, 1.00: a CPU busy throughout; a run at {CLIENT_BOUND:.2} or more measured the client and counts as unstable): {}.\n",
-                client.join("; ")
-            );
-        }
-        let odd: Vec<String> = cells
-            .iter()
-            .filter(|s| &s.config == config && s.statuses.keys().any(|&c| !(200..300).contains(&c)))
-            .map(|s| {
-                let codes: Vec<String> = s
-                    .statuses
-                    .iter()
-                    .map(|(c, n)| format!("{c}: {n}"))
-                    .collect();
-                format!("{} {} {}", level(s), s.variant, codes.join(", "))
-            })
-            .collect();
-        if !odd.is_empty() {
-            let _ = write!(
-                t,
-                "\nAnswers by status code where any was not 2xx (all runs; 5xx also count as errors): {}.\n",
-                odd.join("; ")
-            );
-        }
-        if !throttled.is_empty() {
-            let _ = write!(
-                t,
-                "\nThrottled by `cpu.max` (the service's cgroup, `cpu.stat`, median per run): {}.\n",
-                throttled.join("; ")
-            );
-        }
+        t += &crate::notes::notes(cells, config, base);
         let caps: Vec<_> = slo_capacity(cells, slo_us)
             .into_iter()
             .filter(|c| &c.0 == config)
