@@ -42,8 +42,13 @@ pub(crate) fn kernel(build_if_missing: bool) -> Result<PathBuf> {
     if !build_if_missing {
         return Err("no guest kernel found; `cargo xtask kernel` builds one".into());
     }
+    build()
+}
+
+/// Build a kernel into the cache, whatever else is found, and return its path.
+pub(crate) fn build() -> Result<PathBuf> {
     build_kernel()?;
-    Ok(cached)
+    Ok(cache_dir().join("bzImage"))
 }
 
 /// `$XDG_CACHE_HOME/rseq-slice` or `~/.cache/rseq-slice`: the kernel, the

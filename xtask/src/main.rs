@@ -138,7 +138,13 @@ enum Cmd {
         command: Vec<String>,
     },
     /// Print the guest kernel's path, building and caching one if needed.
-    Kernel,
+    Kernel {
+        /// Build one into the cache even where another is found (the shared
+        /// kernel lacks `CONFIG_CFS_BANDWIDTH`, which `--cpu-max` needs);
+        /// use it with `RSEQ_SLICE_KERNEL=<the printed path>`.
+        #[arg(long)]
+        build: bool,
+    },
     /// `cargo package` the three crates, unpack each, and run `cargo test
     /// --all-features` inside it, as a distribution packager would.
     Packages,
@@ -267,7 +273,12 @@ fn main() {
             guest::run(&b, &command.join(" ")).map(|c| c == 0)
         }),
         Cmd::Packages => packages::check(),
-        Cmd::Kernel => kernel::kernel(true).map(|k| {
+        Cmd::Kernel { build } => if build {
+            kernel::build()
+        } else {
+            kernel::kernel(true)
+        }
+        .map(|k| {
             println!("{}", k.display());
             true
         }),

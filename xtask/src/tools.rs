@@ -40,6 +40,13 @@ pub(crate) fn ensure_tools() -> Result<()> {
     must_be_root("install them", "run it as root, or install them yourself")?;
     if !qemu {
         run_checked(Command::new("apt-get").arg("update").arg("-qq"))?;
+        // qemu-utils at qemu's own version: a newer one (Debian 12 machines
+        // carry backports' 10.0) breaks 7.2's qemu-system-common, and
+        // leaving it out would remove the machine's qemu-img.
+        let utils = match apt_candidate("qemu-system-x86") {
+            Some(v) => format!("qemu-utils={v}"),
+            None => "qemu-utils".to_string(),
+        };
         run_checked(
             Command::new("apt-get")
                 .args([
@@ -47,10 +54,9 @@ pub(crate) fn ensure_tools() -> Result<()> {
                     "-y",
                     "-qq",
                     "--no-install-recommends",
+                    "--allow-downgrades",
                     "qemu-system-x86",
-                    // Debian 12's qemu-system-x86 replaces a newer
-                    // qemu-utils (backports'): keep a qemu-img on the machine.
-                    "qemu-utils",
+                    &utils,
                 ])
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
@@ -67,6 +73,19 @@ pub(crate) fn ensure_tools() -> Result<()> {
     vng().map(drop).ok_or_else(|| {
         "virtme-ng installed, but no `vng` on PATH or in Python's scripts directory".into()
     })
+}
+
+/// The version apt would install of `package`.
+fn apt_candidate(package: &str) -> Option<String> {
+    let out = Command::new("apt-cache")
+        .args(["policy", package])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Candidate:"))
+        .map(|v| v.trim().to_string())
+        .filter(|v| v != "(none)")
 }
 
 /// An error that says what needs root and what to do instead, unless we
