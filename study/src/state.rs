@@ -6,16 +6,19 @@
 //! through [`StdMutexExt::lock_slice`]; otherwise the same locks run with
 //! [`Policy::Never`] and plain `lock()`.
 //!
-//! A hold does its map update, then busy-waits until `hold` has passed
+//! A hold does its LRU update, then busy-waits until `hold` has passed
 //! since it acquired the lock (read from the clock, so the hold time is the
-//! same on any machine). Every hold is timed for [`crate::lockstats`].
+//! same on any machine); at `hold` 0 the update is the whole hold, a real
+//! hot structure's. Every hold is timed for [`crate::lockstats`].
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lock_api::RawMutex as _;
+use lru::LruCache;
 use rseq_slice_core::{Policy, RawSpin, SliceMutex, SpinMutex, StdMutexExt, WithSlice};
 
 use crate::lockstats;
@@ -33,23 +36,29 @@ pub enum LockKind {
     Spin,
 }
 
-/// One cache entry: a small value, its hit count and its last use.
+/// One cache entry: a small value and its hit count.
 #[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     value: u64,
     hits: u64,
-    stamp: u64,
 }
 
-/// One shard: entries, a clock for LRU-ish eviction, and a capacity.
-#[derive(Debug, Default)]
-pub struct Shard {
-    map: HashMap<u64, Entry>,
-    clock: u64,
-}
+/// One shard: a least-recently-used cache ([`lru::LruCache`]) of
+/// [`SHARD_CAPACITY`] entries. Against loadgen's default 4 096 uniform keys
+/// over 4 shards, three requests in four miss and evict. In virtual time an
+/// instruction is a nanosecond whatever memory it touches, so a larger cache
+/// would not make a longer hold, only a higher hit rate.
+#[derive(Debug)]
+pub struct Shard(LruCache<u64, Entry>);
 
-/// Entries per shard before the least recently used of a sample goes.
-const SHARD_CAPACITY: usize = 256;
+/// Entries per shard before the least recently used goes.
+const SHARD_CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
+
+impl Shard {
+    fn new() -> Shard {
+        Shard(LruCache::new(SHARD_CAPACITY))
+    }
+}
 
 #[derive(Debug)]
 enum Shards {
@@ -99,24 +108,12 @@ pub fn mix(mut x: u64, rounds: u32) -> u64 {
     std::hint::black_box(x)
 }
 
+/// The hold's real work: find or insert `key` (evicting the least recently
+/// used entry when full), mark it used, update its value.
 fn update(s: &mut Shard, key: u64) -> u64 {
-    s.clock += 1;
-    let clock = s.clock;
-    if s.map.len() >= SHARD_CAPACITY && !s.map.contains_key(&key) {
-        let victim = s
-            .map
-            .iter()
-            .take(8)
-            .min_by_key(|(_, e)| e.stamp)
-            .map(|(k, _)| *k);
-        if let Some(v) = victim {
-            s.map.remove(&v);
-        }
-    }
-    let e = s.map.entry(key).or_default();
+    let e = s.0.get_or_insert_mut(key, Entry::default);
     e.hits += 1;
-    e.stamp = clock;
-    e.value = mix(e.value ^ key, 4);
+    e.value = mix(e.value ^ key ^ e.hits, 4);
     e.value
 }
 
@@ -134,20 +131,20 @@ impl State {
                 (0..n)
                     .map(|_| {
                         let raw = WithSlice::new(parking_lot::RawMutex::INIT, p);
-                        SliceMutex::from_raw(raw, Shard::default())
+                        SliceMutex::from_raw(raw, Shard::new())
                     })
                     .collect(),
             ),
             LockKind::Spinpark => Shards::Spinpark(
                 (0..n)
                     .map(|_| {
-                        SliceMutex::from_raw(WithSlice::new(RawSpinPark::INIT, p), Shard::default())
+                        SliceMutex::from_raw(WithSlice::new(RawSpinPark::INIT, p), Shard::new())
                     })
                     .collect(),
             ),
             LockKind::Spin => Shards::Spin(
                 (0..n)
-                    .map(|_| SpinMutex::from_raw(RawSpin::new(p), Shard::default()))
+                    .map(|_| SpinMutex::from_raw(RawSpin::new(p), Shard::new()))
                     .collect(),
             ),
         };
@@ -176,8 +173,8 @@ impl State {
     }
 
     /// Look `key` up under its shard's lock, creating or refreshing its
-    /// entry (LRU-ish: when the shard is full, the oldest of a few sampled
-    /// entries is evicted), then busy-wait out the hold time.
+    /// entry in the shard's LRU, then busy-wait out the hold time (none at
+    /// `hold` 0: the hold is the LRU update alone).
     pub fn touch(&self, key: u64) -> u64 {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let i = mix(key, 1) as usize;

@@ -20,6 +20,18 @@ const KERNEL_CONFIG_ITEMS: &[&str] = &[
     "CONFIG_CFS_BANDWIDTH=y",
 ];
 
+/// What `make bzImage` needs beyond a C compiler.
+const BUILD_DEPENDS: &[&str] = &[
+    "build-essential",
+    "flex",
+    "bison",
+    "bc",
+    "libelf-dev",
+    "libssl-dev",
+    "cpio",
+    "xz-utils",
+];
+
 /// Find a kernel: `$RSEQ_SLICE_KERNEL`, `../shared/kernel/bzImage`, the
 /// cache (`$XDG_CACHE_HOME` or `~/.cache`)/rseq-slice, or build one there.
 pub(crate) fn kernel(build_if_missing: bool) -> Result<PathBuf> {
@@ -80,6 +92,13 @@ fn build_kernel() -> Result<()> {
     must_be_root(
         "download the kernel source",
         "run it as root, or point RSEQ_SLICE_KERNEL at a kernel built with the slice extension",
+    )?;
+    // The kernel's build tools, from the machine's own suite.
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(BUILD_DEPENDS)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     // A private apt state with a sid source: the system's sources stay as they are.
     let apt = work.join("apt");

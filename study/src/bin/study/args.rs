@@ -181,7 +181,8 @@ pub(crate) struct Args {
     /// The bundled service's hot lock kinds [default: parking; --full: each].
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) locks: Option<Vec<LockKind>>,
-    /// Hold times of the hot lock, µs [default: 5; --full: 1, 5, 20].
+    /// Hold times of the hot lock, µs; 0: the LRU update alone, a real
+    /// structure's hold [default: 5; --full: 0, 1, 5, 20].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub(crate) hold_us: Option<Vec<u64>>,
     /// Service workers per CPU the study runs on (1: workers = vCPUs)

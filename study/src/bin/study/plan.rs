@@ -52,9 +52,13 @@ impl Config {
                 self.service, self.noise, self.workers
             );
         }
+        let holds = match self.hold_us {
+            0 => "LRU-update holds".to_string(),
+            h => format!("{h} µs holds"),
+        };
         format!(
-            "{} noise, {} lock, {} µs holds, {} workers{limit}",
-            self.noise, self.lock, self.hold_us, self.workers
+            "{} noise, {} lock, {holds}, {} workers{limit}",
+            self.noise, self.lock, self.workers
         )
     }
 }
@@ -179,7 +183,7 @@ impl Plan {
                 None => a.noise.clone().unwrap_or(all_noise.to_vec()),
             };
             let ls = a.locks.clone().unwrap_or(all_locks.to_vec());
-            let hs = a.hold_us.clone().unwrap_or(vec![1, 5, 20]);
+            let hs = a.hold_us.clone().unwrap_or(vec![0, 1, 5, 20]);
             let ws = a.workers_per_cpu.clone().unwrap_or(vec![1, 2]);
             configs.extend(ns.iter().map(|&n| config(n, l0, h0, w0)));
             configs.extend(ls.iter().map(|&l| config(n0, l, h0, w0)));
@@ -313,7 +317,7 @@ mod tests {
     #[test]
     fn full_varies_one_axis_at_a_time_and_lists_cross() {
         let p = plan(&["--full"]);
-        assert_eq!(p.configs.len(), 7 + 2 + 2 + 1);
+        assert_eq!(p.configs.len(), 7 + 2 + 3 + 1);
         assert_eq!(p.levels, [0.3, 0.5, 0.7, 0.8, 0.9]);
         assert_eq!(
             p.variants,
