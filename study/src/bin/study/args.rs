@@ -29,6 +29,10 @@ pub(crate) enum Noise {
     Both,
     /// `--noise-cmd`, your own.
     Command,
+    /// A neighbour of the same kind: a second copy of the service, as the
+    /// same variant, on the same CPUs at the same priority, under an
+    /// open-loop load of `--neighbour-rate` from the client's CPU.
+    Service,
 }
 
 impl Noise {
@@ -39,7 +43,7 @@ impl Noise {
             Noise::Batch | Noise::BatchNice19 | Noise::BatchIdle | Noise::BatchWeight1 => (0, cpus),
             Noise::Wakers => (cpus, 0),
             Noise::Both => (cpus, cpus),
-            Noise::Command => (0, 0),
+            Noise::Command | Noise::Service => (0, 0),
         }
     }
 
@@ -295,6 +299,10 @@ pub(crate) struct Args {
     /// (`command`).
     #[arg(long)]
     pub(crate) noise_cmd: Option<String>,
+    /// `--noise service`: the neighbour's offered load, req/s (fixed, so the
+    /// calibration measures the capacity that is left beside it).
+    #[arg(long, default_value_t = 3000.0, value_parser = cli::rate)]
+    pub(crate) neighbour_rate: f64,
     /// glibc's own rseq registration in the service: `off` sets
     /// `GLIBC_TUNABLES=glibc.pthread.rseq=0`, so the crate registers the
     /// area (glibc before 2.41 registers one without the extension); `keep`

@@ -211,6 +211,7 @@ fn main() -> Result<()> {
             Some(l) => l == args::LibcRseq::Off,
             None => args.service.is_none(),
         },
+        neighbour_rate: args.neighbour_rate,
         service_cpus,
         client_cpu,
     };

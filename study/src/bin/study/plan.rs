@@ -175,6 +175,7 @@ impl Plan {
                 Noise::BatchWeight1,
                 Noise::Wakers,
                 Noise::Both,
+                Noise::Service,
             ];
             let all_locks = [LockKind::Parking, LockKind::Spinpark, LockKind::Spin];
             let (n0, l0, h0, w0) = (noise[0], locks[0], holds[0], wpc[0]);
@@ -317,7 +318,7 @@ mod tests {
     #[test]
     fn full_varies_one_axis_at_a_time_and_lists_cross() {
         let p = plan(&["--full"]);
-        assert_eq!(p.configs.len(), 7 + 2 + 3 + 1);
+        assert_eq!(p.configs.len(), 8 + 2 + 3 + 1);
         assert_eq!(p.levels, [0.3, 0.5, 0.7, 0.8, 0.9]);
         assert_eq!(
             p.variants,

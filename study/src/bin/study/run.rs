@@ -42,6 +42,8 @@ pub(crate) struct Ctx {
     pub(crate) noise_cmd: Option<String>,
     /// Whether the service runs with `GLIBC_TUNABLES=glibc.pthread.rseq=0`.
     pub(crate) libc_rseq_off: bool,
+    /// `--noise service`: the neighbour's offered rate, req/s.
+    pub(crate) neighbour_rate: f64,
     /// Where the service and the noise run (`plan.cpus` of them), and the
     /// client's own CPU (none: the client shares theirs).
     pub(crate) service_cpus: Vec<usize>,
@@ -67,7 +69,7 @@ pub(crate) struct Stage {
     /// The service's cgroup, if it has one (`cpu.weight`, `cpu.max`).
     pub(crate) group: Option<Group>,
     _service: Kid,
-    _noise: Option<Kid>,
+    _noise: Vec<Kid>,
 }
 
 fn free_port() -> Result<u16> {
@@ -82,22 +84,22 @@ pub(crate) fn stage(
     tag: &str,
     secs: f64,
 ) -> Result<Stage> {
-    let noise: Noise = clap::ValueEnum::from_str(&config.noise, true)
+    let kind: Noise = clap::ValueEnum::from_str(&config.noise, true)
         .map_err(|e| anyhow::anyhow!("noise {:?}: {e}", config.noise))?;
-    let (wakers, hogs) = noise.threads(ctx.plan.cpus);
+    let (wakers, hogs) = kind.threads(ctx.plan.cpus);
     let budget = secs + 30.0;
-    let batch = if noise.weighted() {
+    let batch = if kind.weighted() {
         Some(Group::new("batch")?.weight(1)?)
     } else {
         None
     };
-    let group = if noise.weighted() || config.cpu_max > 0 {
+    let group = if kind.weighted() || config.cpu_max > 0 {
         let g = Group::new("service")?.weight(100)?;
         Some(g.max(config.cpu_max, ctx.service_cpus.len())?)
     } else {
         None
     };
-    let noise = if let (Noise::Command, Some(line)) = (noise, &ctx.noise_cmd) {
+    let noise = if let (Noise::Command, Some(line)) = (kind, &ctx.noise_cmd) {
         let mut c = Command::new("sh");
         c.args(["-c", line])
             .stdout(Stdio::null())
@@ -112,7 +114,7 @@ pub(crate) fn stage(
     } else if wakers + hogs > 0 {
         let mut c = Command::new(ctx.bins.join("noise"));
         c.args(["--wakers", &wakers.to_string(), "--hogs", &hogs.to_string()])
-            .args(["--policy", noise.policy()])
+            .args(["--policy", kind.policy()])
             .args(["--secs", &format!("{budget}")])
             .stdout(Stdio::null())
             .stderr(log(&ctx.logs, tag, "noise")?);
@@ -127,13 +129,55 @@ pub(crate) fn stage(
     } else {
         None
     };
-    let port = free_port()?;
     // The control is the baseline under another label.
     let variant = if variant == crate::stats::CONTROL {
         ctx.baseline.as_str()
     } else {
         variant
     };
+    let mut noise: Vec<Kid> = noise.into_iter().collect();
+    if kind == Noise::Service {
+        // A second copy of the service, as the same variant, under its own
+        // open-loop load from the client's CPU.
+        let (kid, nport) = service(ctx, config, variant, tag, "neighbour", None, budget)?;
+        noise.push(kid);
+        let mut c = loadgen(
+            ctx,
+            nport,
+            budget,
+            0.0,
+            &ctx.logs.join(format!("{tag}-neighbour.json")),
+        );
+        c.args(["--rate", &ctx.neighbour_rate.to_string()])
+            .stderr(log(&ctx.logs, tag, "neighbour-loadgen")?);
+        noise.push(spawn(
+            &mut c,
+            "the neighbour's loadgen",
+            &ctx.client_cpus(),
+        )?);
+    }
+    let into = group.as_ref().map(Group::procs).transpose()?;
+    let (service, port) = service(ctx, config, variant, tag, "service", into.as_ref(), budget)?;
+    Ok(Stage {
+        port,
+        group,
+        _service: service,
+        _noise: noise,
+    })
+}
+
+/// Start the service (bundled or `--service`) as `variant` on a free port
+/// and wait until it listens; its output goes to `<tag>-<name>` logs.
+fn service(
+    ctx: &Ctx,
+    config: &Config,
+    variant: &str,
+    tag: &str,
+    name: &str,
+    into: Option<&std::fs::File>,
+    budget: f64,
+) -> Result<(Kid, u16)> {
+    let port = free_port()?;
     let mut cmd = match &ctx.service {
         Some(template) => {
             let line = template
@@ -170,20 +214,19 @@ pub(crate) fn stage(
     cmd.env("RSEQ_SLICE_STUDY_VARIANT", variant)
         .env("PORT", port.to_string())
         .stdout(Stdio::piped())
-        .stderr(log(&ctx.logs, tag, "service")?);
+        .stderr(log(&ctx.logs, tag, name)?);
     if ctx.libc_rseq_off {
         cmd.env("GLIBC_TUNABLES", "glibc.pthread.rseq=0");
     }
-    let into = group.as_ref().map(Group::procs).transpose()?;
     let mut service = spawn_in(
         &mut cmd,
         "the service",
         ctx.service.is_some(),
         &ctx.service_cpus,
-        into.as_ref(),
+        into,
     )?;
     let out = service.0.stdout.take().context("service stdout")?;
-    let mut copy = log(&ctx.logs, tag, "service.out")?;
+    let mut copy = log(&ctx.logs, tag, &format!("{name}.out"))?;
     let (tx, rx) = mpsc::channel();
     // Drain its stdout (a full pipe would stall it), reporting `listening N`.
     std::thread::spawn(move || {
@@ -219,12 +262,7 @@ pub(crate) fn stage(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    Ok(Stage {
-        port,
-        group,
-        _service: service,
-        _noise: noise,
-    })
+    Ok((service, port))
 }
 
 impl Stage {
@@ -244,25 +282,9 @@ pub(crate) fn load(
     secs: f64,
 ) -> Result<LoadReport> {
     let json = ctx.logs.join(format!("{tag}.json"));
-    let mut c = Command::new(ctx.bins.join("loadgen"));
-    c.args(["--addr", &format!("127.0.0.1:{}", stage.port)])
-        .args(["--duration", &secs.to_string()])
-        .args(["--warmup", &ctx.plan.warmup.min(secs / 2.0).to_string()])
-        .args(["--connections", &ctx.connections.to_string()])
-        .args(["--path", &ctx.path, "--metrics-path", &ctx.metrics_path])
-        .args([
-            "--keys",
-            &ctx.keys.to_string(),
-            "--zipf",
-            &ctx.zipf.to_string(),
-        ])
-        .arg("--out")
-        .arg(&json)
-        .stdout(Stdio::null())
-        .stderr(log(&ctx.logs, tag, "loadgen")?);
-    for r in &ctx.requests {
-        c.args(["--request", r]);
-    }
+    let warmup = ctx.plan.warmup.min(secs / 2.0);
+    let mut c = loadgen(ctx, stage.port, secs, warmup, &json);
+    c.stderr(log(&ctx.logs, tag, "loadgen")?);
     match rate {
         Some(r) => c.args(["--rate", &r.to_string()]),
         None => c.arg("--closed"),
@@ -285,6 +307,30 @@ pub(crate) fn load(
     let text =
         std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
     Ok(serde_json::from_str(&text)?)
+}
+
+/// loadgen against `port` for `secs` (`warmup` of them unmeasured), its
+/// report to `json`: the request mix and connections of the study, no rate.
+fn loadgen(ctx: &Ctx, port: u16, secs: f64, warmup: f64, json: &Path) -> Command {
+    let mut c = Command::new(ctx.bins.join("loadgen"));
+    c.args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--duration", &secs.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--connections", &ctx.connections.to_string()])
+        .args(["--path", &ctx.path, "--metrics-path", &ctx.metrics_path])
+        .args([
+            "--keys",
+            &ctx.keys.to_string(),
+            "--zipf",
+            &ctx.zipf.to_string(),
+        ])
+        .arg("--out")
+        .arg(json)
+        .stdout(Stdio::null());
+    for r in &ctx.requests {
+        c.args(["--request", r]);
+    }
+    c
 }
 
 /// The kernel counters' deltas over `f`, or why there are none.
