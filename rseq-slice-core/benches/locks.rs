@@ -8,19 +8,18 @@ use std::hint::black_box;
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
-use rseq_slice_core::{
-    Policy, RawSpin, SliceGuard, SliceMutex, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
-};
+use rseq_slice_core::lock::{Policy, RawSpin, SpinMutex, StdMutexExt, WithSlice};
+use rseq_slice_core::{SliceGuard, init, lock};
 
-fn pl(policy: Policy) -> SliceMutex<parking_lot::RawMutex, u64> {
-    SliceMutex::from_raw(
+fn pl(policy: Policy) -> lock::Mutex<parking_lot::RawMutex, u64> {
+    lock::Mutex::from_raw(
         WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
         0,
     )
 }
 
-fn sp04(policy: Policy) -> lock_api_0_4::SliceMutex<spin::Mutex<()>, u64> {
-    lock_api_0_4::SliceMutex::from_raw(WithSlice::new(spin::Mutex::new(()), policy), 0)
+fn sp04(policy: Policy) -> lock::v0_4::Mutex<spin::Mutex<()>, u64> {
+    lock::v0_4::Mutex::from_raw(WithSlice::new(spin::Mutex::new(()), policy), 0)
 }
 
 const POLICIES: [(&str, Policy); 3] = [

@@ -1,10 +1,39 @@
-//! What the kernel, libc and this thread say, for probes, tests and
-//! tooling: the thread's registration ([`ThreadReport`]), its `slice_ctrl`
-//! bytes ([`slice_ctrl`]) and the kernel's own counters ([`KernelStats`]).
+//! What the kernel, libc and this thread say, and the knobs below the
+//! defaults, for probes, tests and tooling: whether the kernel has the
+//! feature ([`kernel_support`]), [`init_with`] another [`EnableVia`], the
+//! thread's registration ([`ThreadReport`]), its `slice_ctrl` bytes
+//! ([`slice_ctrl`]), the grant events ([`report_grants`]), the kernel's own
+//! counters ([`KernelStats`]) and its layout ([`abi`]).
 
 pub use crate::kernel_stats::{KERNEL_STATS_PATH, KernelStats};
-pub use crate::registration::{AreaFlags, ThreadReport};
+pub use crate::reason::Errno;
+pub use crate::registration::{AreaFlags, EnableVia, ThreadReport, init_with, kernel_support};
 pub use crate::sys::LibcRseq;
+
+/// The kernel's rseq ABI: `struct rseq`'s layout, flags and system call
+/// numbers (`include/uapi/linux/rseq.h`), checked at compile time.
+pub mod abi {
+    pub use crate::abi::*;
+}
+
+/// Emit the `tracing` event for the grants this thread's guards got since
+/// the last report (one `TRACE` event, target `rseq_slice`, fields `grants`
+/// and `yielded`); nothing without the `tracing` feature or without new
+/// grants.
+///
+/// Guards never emit events themselves: a guard may drop inside a signal
+/// handler, where `tracing` must not run. The runtime adapters call this at
+/// every section close, before parking and at thread stop. On threads of
+/// your own, call it where it suits you, outside signal handlers.
+pub fn report_grants() {
+    crate::local::LOCAL.with(crate::grant_events::report);
+}
+
+/// `rseq_slice_yield()`: give the CPU back inside a grant; true when the
+/// thread yielded within its extension. Guards call it for you.
+pub fn slice_yield() -> bool {
+    crate::sys::slice_yield()
+}
 
 /// The address of this thread's `slice_ctrl.request` byte (`granted` is the
 /// next byte) while the extension is on; `None` while guards are inert.

@@ -5,7 +5,7 @@
 //! counts its grant, in thread-local cells; the event is emitted here, at a
 //! point that is never inside a signal handler: the runtime adapters report
 //! at every section close, before parking and at thread stop, and code that
-//! uses guards on its own threads calls [`crate::report_grants`].
+//! uses guards on its own threads calls [`crate::diagnostics::report_grants`].
 
 use crate::local::Local;
 

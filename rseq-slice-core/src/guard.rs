@@ -30,7 +30,7 @@ use crate::local::LOCAL;
 /// Creating and dropping a guard is async-signal-safe: it never
 /// initialises the thread (on a thread without [`init`](crate::init) it is
 /// inert), and it counts a grant but emits no `tracing` event
-/// ([`report_grants`](crate::report_grants) does, later). The sections that
+/// ([`report_grants`](crate::diagnostics::report_grants) does, later). The sections that
 /// cannot run in a signal handler anyway, [`slice_critical`](crate::slice_critical)
 /// and the locks, call `init` on a thread's first section instead.
 ///

@@ -24,23 +24,25 @@
 //!
 //! # What is here
 //!
-//! - **The thread:** [`init`] (or [`init_with`] an [`EnableVia`]) once per
-//!   thread; [`state`], [`kernel_support`], [`disable`], [`enable`]; why
-//!   not: [`Unavailable`], [`Error`], [`Errno`]; who registered:
+//! - **The thread:** [`init`] once per thread; [`state`], [`disable`],
+//!   [`enable`]; why not: [`Unavailable`], [`Error`]; who registered:
 //!   [`Registrar`].
 //! - **Sections:** [`critical`], [`SliceGuard`], [`slice_critical`] for a
-//!   future's polls; [`slice_yield`], [`report_grants`]. `slice_critical`
-//!   and the locks initialise a thread at its first section; `SliceGuard`
-//!   and `critical` never do (they stay async-signal-safe).
-//! - **Counters:** [`stats`], [`SliceStats`], [`SharedStats`]; the
-//!   [`runtime`] module for runtime adapters (a per-thread handle, metrics
-//!   and their intervals).
-//! - **Locks** (feature `lock_api`): `SliceMutex`, `SliceRwLock` and
-//!   `WithSlice` over any lock_api 0.5 raw lock, `lock_api_0_4` for 0.4,
-//!   `StdMutexExt` for `std::sync::Mutex`, `SpinMutex` (the
-//!   clear-and-recheck spinlock), `Policy`.
-//! - **Diagnostics:** the [`diagnostics`] module (the thread report,
-//!   `slice_ctrl`, the kernel's counters); the kernel's layout in [`abi`].
+//!   future's polls. `slice_critical` and the locks initialise a thread at
+//!   its first section; `SliceGuard` and `critical` never do (they stay
+//!   async-signal-safe).
+//! - **Counters:** [`stats`], [`SliceStats`].
+//! - **Locks** (feature `lock_api`), read like parking_lot: the `lock`
+//!   module's `Mutex<parking_lot::RawMutex, T>`, `RwLock`, `WithSlice` over
+//!   any lock_api 0.5 raw lock, `v0_4` for 0.4, `StdMutexExt` for
+//!   `std::sync::Mutex`, `SpinMutex` (the clear-and-recheck spinlock),
+//!   `Policy`.
+//! - **For runtime authors:** the [`runtime`] module (a per-thread handle,
+//!   the metrics registry and its intervals, `SharedStats`).
+//! - **Diagnostics:** the [`diagnostics`] module: `kernel_support`,
+//!   `init_with` an `EnableVia`, `Errno`, the thread report, `slice_ctrl`,
+//!   `slice_yield`, `report_grants`, the kernel's counters and its layout
+//!   (`abi`).
 //!
 //! Inside, one concept a module: `abi`, `sys` (system calls), `arch` (the
 //! only assembly),
@@ -58,7 +60,7 @@
 )))]
 compile_error!("rseq-slice-core supports Linux on x86_64 and aarch64");
 
-pub mod abi;
+mod abi;
 mod arch;
 pub mod diagnostics;
 mod future;
@@ -67,7 +69,8 @@ mod guard;
 mod kernel_stats;
 mod local;
 #[cfg(feature = "lock_api")]
-mod lock;
+#[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
+pub mod lock;
 mod reason;
 mod registration;
 pub mod runtime;
@@ -76,47 +79,20 @@ mod sys;
 
 // The thread.
 pub use local::Registrar;
-pub use reason::{Errno, Error, Unavailable};
-pub use registration::{EnableVia, disable, enable, init, init_with, kernel_support, state};
+pub use reason::{Error, Unavailable};
+pub use registration::{disable, enable, init, state};
 
 // Sections.
 pub use future::{SliceCritical, slice_critical};
 pub use guard::{SliceGuard, critical};
 
 // Counters.
-pub use stats::{SharedStats, SliceStats};
+pub use stats::SliceStats;
 
-// Locks.
-#[cfg(feature = "lock_api")]
-#[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
-pub use lock::api04 as lock_api_0_4;
-#[cfg(feature = "lock_api")]
-#[cfg_attr(docsrs, doc(cfg(feature = "lock_api")))]
-pub use lock::{
-    Policy, RawSpin, SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, SpinMutex,
-    SpinMutexGuard, StdMutexExt, StdSliceGuard, WithSlice,
-};
+// For the crate's own paths; public in `diagnostics`.
+use reason::Errno;
 
 /// The calling thread's counters since it started.
 pub fn stats() -> SliceStats {
     local::LOCAL.with(|l| l.stats())
-}
-
-/// Emit the `tracing` event for the grants this thread's guards got since
-/// the last report (one `TRACE` event, target `rseq_slice`, fields `grants`
-/// and `yielded`); nothing without the `tracing` feature or without new
-/// grants.
-///
-/// Guards never emit events themselves: a guard may drop inside a signal
-/// handler, where `tracing` must not run. The runtime adapters call this at
-/// every section close, before parking and at thread stop. On threads of
-/// your own, call it where it suits you, outside signal handlers.
-pub fn report_grants() {
-    local::LOCAL.with(grant_events::report);
-}
-
-/// `rseq_slice_yield()`: give the CPU back inside a grant; true when the
-/// thread yielded within its extension. Guards call it for you.
-pub fn slice_yield() -> bool {
-    sys::slice_yield()
 }

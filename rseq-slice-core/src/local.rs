@@ -108,7 +108,7 @@ impl Local {
     /// Async-signal-safe, like `enter`: thread-local cells, the rseq bytes
     /// and at most one system call. A grant is only counted here; its
     /// `tracing` event is emitted later, outside any guard
-    /// ([`crate::report_grants`]).
+    /// ([`crate::diagnostics::report_grants`]).
     #[inline(always)]
     pub(crate) fn exit(&self) {
         let d = self.depth.get();

@@ -47,7 +47,7 @@ macro_rules! counters {
         /// for its metrics.
         ///
         /// ```
-        /// use rseq_slice_core::{critical, SharedStats};
+        /// use rseq_slice_core::{critical, runtime::SharedStats};
         /// let on = u64::from(rseq_slice_core::init().is_ok());
         /// let shared = SharedStats::new();
         /// critical(|| ());

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Noise, kernel_mode, last_cpu, on_thread, pin, say, spin};
-use rseq_slice_core::{critical, init, report_grants, stats};
+use rseq_slice_core::diagnostics::report_grants;
+use rseq_slice_core::{critical, init, stats};
 
 /// Set while the signal handler's section runs.
 static IN_HANDLER: AtomicBool = AtomicBool::new(false);

@@ -7,11 +7,10 @@ use common::{on_thread, sections};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rseq_slice_core::diagnostics::kernel_support;
 use rseq_slice_core::diagnostics::{request_ptr, slice_ctrl};
-use rseq_slice_core::{
-    Error, SharedStats, SliceGuard, SliceStats, Unavailable, critical, init, kernel_support, state,
-    stats,
-};
+use rseq_slice_core::runtime::SharedStats;
+use rseq_slice_core::{Error, SliceGuard, SliceStats, Unavailable, critical, init, state, stats};
 
 #[test]
 fn a_new_thread_is_not_initialised_and_its_guards_still_work() {
@@ -172,7 +171,7 @@ fn stats_add_subtract_and_publish() {
 
 #[test]
 fn every_reason_reads_as_advice() {
-    use rseq_slice_core::Errno;
+    use rseq_slice_core::diagnostics::Errno;
     let all = [
         Unavailable::NotInitialized,
         Unavailable::KernelTooOld { feature_size: 28 },

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Mode, Noise, expect_init, kernel_mode, last_cpu, on_thread, pin, say, spin};
-use rseq_slice_core::abi::{self, Rseq};
+use rseq_slice_core::diagnostics::abi::{self, Rseq};
+use rseq_slice_core::diagnostics::{EnableVia, init_with};
 use rseq_slice_core::diagnostics::{KernelStats, LibcRseq, ThreadReport, request_ptr};
 use rseq_slice_core::{
-    EnableVia, Registrar, SliceGuard, Unavailable, critical, disable, enable, init, init_with,
-    state, stats,
+    Registrar, SliceGuard, Unavailable, critical, disable, enable, init, state, stats,
 };
 
 fn expect_legacy(outcome: Result<Registrar, Unavailable>) {
@@ -316,7 +316,7 @@ fn a_boot_without_the_feature_says_why() {
     };
     assert_eq!(expected, "disabled-at-boot");
     assert_eq!(
-        rseq_slice_core::kernel_support(),
+        rseq_slice_core::diagnostics::kernel_support(),
         Err(Unavailable::DisabledAtBoot)
     );
     on_thread(|| {

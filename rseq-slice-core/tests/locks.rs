@@ -9,10 +9,8 @@ use std::sync::{Arc, Barrier};
 
 use common::{on_thread, sections};
 use rseq_slice_core::diagnostics::slice_ctrl;
-use rseq_slice_core::{
-    Policy, RawSpin, SliceGuard, SliceMutex, SliceRwLock, SpinMutex, StdMutexExt, WithSlice,
-    critical, init, lock_api_0_4, stats,
-};
+use rseq_slice_core::lock::{Policy, RawSpin, SpinMutex, StdMutexExt, WithSlice};
+use rseq_slice_core::{SliceGuard, critical, init, lock, stats};
 
 const THREADS: usize = 4;
 const ROUNDS: u64 = 20_000;
@@ -65,7 +63,7 @@ fn assert_request_clear() {
 #[test]
 fn parking_lot_wrapper_excludes() {
     for policy in [Policy::Always, Policy::ADAPTIVE, Policy::Never] {
-        let m = Arc::new(SliceMutex::<parking_lot::RawMutex, _>::from_raw(
+        let m = Arc::new(lock::Mutex::<parking_lot::RawMutex, _>::from_raw(
             WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
             Racy::default(),
         ));
@@ -87,8 +85,8 @@ fn spin_excludes_under_every_policy() {
 
 #[test]
 fn lock_api_04_spin_wrapper_excludes() {
-    let m: Arc<lock_api_0_4::SliceMutex<spin::Mutex<()>, Racy>> =
-        Arc::new(lock_api_0_4::SliceMutex::new(Racy::default()));
+    let m: Arc<lock::v0_4::Mutex<spin::Mutex<()>, Racy>> =
+        Arc::new(lock::v0_4::Mutex::new(Racy::default()));
     let m2 = m.clone();
     let expect = hammer(move || m2.lock().bump());
     assert_eq!(m.lock().0.load(Ordering::Relaxed), expect);
@@ -96,8 +94,8 @@ fn lock_api_04_spin_wrapper_excludes() {
 
 #[test]
 fn rwlock_writers_exclude_and_readers_share() {
-    let l: Arc<SliceRwLock<parking_lot::RawRwLock, Racy>> =
-        Arc::new(SliceRwLock::new(Racy::default()));
+    let l: Arc<lock::RwLock<parking_lot::RawRwLock, Racy>> =
+        Arc::new(lock::RwLock::new(Racy::default()));
     let l2 = l.clone();
     let expect = hammer(move || {
         l2.write().bump();
@@ -121,7 +119,7 @@ fn std_mutex_guard_excludes() {
 fn try_lock_fails_while_held_and_leaves_no_section() {
     on_thread(|| {
         let _ = init();
-        let pl: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
+        let pl: lock::Mutex<parking_lot::RawMutex, u8> = lock::Mutex::from_raw(
             WithSlice::new(
                 <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
                 Policy::Always,
@@ -129,7 +127,7 @@ fn try_lock_fails_while_held_and_leaves_no_section() {
             0,
         );
         let sp = SpinMutex::from_raw(RawSpin::new(Policy::Always), 0u8);
-        let s04: lock_api_0_4::SliceMutex<spin::Mutex<()>, u8> = lock_api_0_4::SliceMutex::new(0);
+        let s04: lock::v0_4::Mutex<spin::Mutex<()>, u8> = lock::v0_4::Mutex::new(0);
         let std = std::sync::Mutex::new(0u8);
         // Held elsewhere (another thread would see the same): try fails.
         let held = std::thread::scope(|s| {
@@ -183,7 +181,7 @@ fn locks_nest_with_other_guards() {
     on_thread(|| {
         let _ = init();
         let a = SpinMutex::from_raw(RawSpin::new(Policy::Always), 0u8);
-        let b: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
+        let b: lock::Mutex<parking_lot::RawMutex, u8> = lock::Mutex::from_raw(
             WithSlice::new(
                 <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
                 Policy::Always,
@@ -222,7 +220,7 @@ fn each_policy_requests_as_documented_without_contention() {
         let _ = init();
         let count = |policy| {
             let m = SpinMutex::from_raw(RawSpin::new(policy), 0u8);
-            let p: SliceMutex<parking_lot::RawMutex, u8> = SliceMutex::from_raw(
+            let p: lock::Mutex<parking_lot::RawMutex, u8> = lock::Mutex::from_raw(
                 WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, policy),
                 0,
             );
@@ -281,7 +279,7 @@ unsafe impl lock_api::RawMutex for Stubborn {
 fn adaptive_window_opens_on_contention_and_closes_after_it() {
     on_thread(|| {
         let _ = init();
-        let m: SliceMutex<Stubborn, u8> = SliceMutex::from_raw(
+        let m: lock::Mutex<Stubborn, u8> = lock::Mutex::from_raw(
             WithSlice::new(
                 <Stubborn as lock_api::RawMutex>::INIT,
                 Policy::Adaptive { window: 3 },
@@ -338,7 +336,7 @@ fn an_acquisition_says_it_requested_only_where_its_guard_is_armed() {
 fn a_bumped_guard_ends_its_section_and_starts_another() {
     on_thread(|| {
         let _ = init();
-        let m: SliceMutex<parking_lot::RawMutex, u32> = SliceMutex::new(0);
+        let m: lock::Mutex<parking_lot::RawMutex, u32> = lock::Mutex::new(0);
         let before = stats().requested;
         let mut g = m.lock();
         lock_api::MutexGuard::bump(&mut g);

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Mode, expect_init, kernel_mode, last_cpu, pin, say, spin};
 use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_core::diagnostics::slice_ctrl;
-use rseq_slice_core::{
-    Policy, RawSpin, SliceMutex, SliceStats, SpinMutex, StdMutexExt, WithSlice, init, lock_api_0_4,
-    stats,
-};
+use rseq_slice_core::lock::{Policy, RawSpin, SpinMutex, StdMutexExt, WithSlice};
+use rseq_slice_core::{SliceStats, init, lock, stats};
 
 const THREADS: usize = 4;
 const RUN: Duration = Duration::from_millis(1500);
@@ -119,7 +117,7 @@ fn wrapped_locks_keep_the_protocol_and_get_grants() {
         return;
     };
     say(format_args!("parking_lot, Always"));
-    let pl = Arc::new(SliceMutex::<parking_lot::RawMutex, ()>::from_raw(
+    let pl = Arc::new(lock::Mutex::<parking_lot::RawMutex, ()>::from_raw(
         WithSlice::new(
             <parking_lot::RawMutex as lock_api::RawMutex>::INIT,
             Policy::Always,
@@ -133,8 +131,7 @@ fn wrapped_locks_keep_the_protocol_and_get_grants() {
         assert!(s.requested > 0 && s.granted > 0, "{s:?}");
     }
     say(format_args!("spin crate (lock_api 0.4), default policy"));
-    let s04: Arc<lock_api_0_4::SliceMutex<spin::Mutex<()>, ()>> =
-        Arc::new(lock_api_0_4::SliceMutex::new(()));
+    let s04: Arc<lock::v0_4::Mutex<spin::Mutex<()>, ()>> = Arc::new(lock::v0_4::Mutex::new(()));
     expect_grants(
         "spin 0.4",
         mode,

@@ -4,7 +4,8 @@
 //! Each case runs on a fresh thread that installs a filter of its own (a
 //! filter binds the thread that installs it and the threads it creates).
 
-use rseq_slice_core::{Errno, Unavailable};
+use rseq_slice_core::Unavailable;
+use rseq_slice_core::diagnostics::Errno;
 use rseq_slice_testkit::{kernel_mode, on_thread};
 
 const RSEQ: u32 = libc::SYS_rseq as u32;
@@ -107,7 +108,7 @@ fn a_failing_yield_leaves_errno_alone() {
     on_thread(|| {
         deny(SLICE_YIELD, libc::EACCES);
         set_errno(4242);
-        assert!(!rseq_slice_core::slice_yield());
+        assert!(!rseq_slice_core::diagnostics::slice_yield());
         assert_eq!(errno(), 4242, "rseq_slice_yield() changed errno");
     });
 }

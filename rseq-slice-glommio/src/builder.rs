@@ -153,7 +153,7 @@ impl ExecutorThread {
     fn start(cfg: &SliceConfig) -> ExecutorThread {
         // Err(reason): the executor runs on with near-free guards; with
         // `tracing` the reason is logged once.
-        let _ = rseq_slice_core::init_with(cfg.enable_via);
+        let _ = rseq_slice_core::diagnostics::init_with(cfg.enable_via);
         let thread = cfg.metrics.start_thread();
         if let Some(f) = &cfg.on_thread_start {
             f();

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rseq_slice_core::EnableVia;
+use rseq_slice_core::diagnostics::EnableVia;
 use rseq_slice_core::runtime::SliceMetrics;
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -70,7 +70,7 @@ impl SliceConfig {
     }
 
     /// How each executor thread turns the extension on where this crate
-    /// registers its rseq area ([`rseq_slice_core::init_with`]); the default
+    /// registers its rseq area ([`rseq_slice_core::diagnostics::init_with`]); the default
     /// is one system call at registration.
     pub fn enable_via(mut self, via: EnableVia) -> SliceConfig {
         self.enable_via = via;

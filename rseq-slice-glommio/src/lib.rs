@@ -72,6 +72,7 @@
 //! inside a guard, which may run in a signal handler). There are no
 //! scheduler sections, so no per-kind events.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -83,7 +84,11 @@ mod error;
 pub use builder::{BuilderExt, SliceExecutor, SliceExecutorBuilder, SlicePoolBuilder};
 pub use config::SliceConfig;
 pub use error::{MIN_MEMLOCK, StartError};
+pub use rseq_slice_core::diagnostics::EnableVia;
 pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
-pub use rseq_slice_core::{
-    EnableVia, SliceCritical, SliceStats, Unavailable, critical, slice_critical,
-};
+pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
+
+/// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.
+#[cfg(feature = "locks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "locks")))]
+pub use rseq_slice_core::lock;

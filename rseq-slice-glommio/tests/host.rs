@@ -20,7 +20,7 @@ use rseq_slice_glommio::{
 fn assert_states(metrics: &SliceMetrics, threads: usize) {
     let seen = metrics.threads();
     assert_eq!(seen.len(), threads, "{seen:?}");
-    let verdict = rseq_slice_core::kernel_support();
+    let verdict = rseq_slice_core::diagnostics::kernel_support();
     for t in &seen {
         assert!(!t.alive, "executor {} still alive after join", t.index);
         match verdict {

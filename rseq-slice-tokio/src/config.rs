@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rseq_slice_core::EnableVia;
+use rseq_slice_core::diagnostics::EnableVia;
 use rseq_slice_core::runtime::SliceMetrics;
 
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -154,7 +154,7 @@ impl SliceConfig {
     }
 
     /// How each thread turns the extension on where this crate registers
-    /// its rseq area ([`rseq_slice_core::init_with`]); the default is one
+    /// its rseq area ([`rseq_slice_core::diagnostics::init_with`]); the default is one
     /// system call at registration.
     pub fn enable_via(mut self, via: EnableVia) -> Self {
         self.enable_via = via;
@@ -163,7 +163,7 @@ impl SliceConfig {
 
     /// Register and enable the calling thread as configured (idempotent).
     pub(crate) fn enable_thread(&self) {
-        let _ = rseq_slice_core::init_with(self.enable_via);
+        let _ = rseq_slice_core::diagnostics::init_with(self.enable_via);
     }
 
     /// Your `on_thread_start` hook, run after the adapter registers the thread.

@@ -29,6 +29,7 @@
 //! [`SliceConfig::metrics`] shows each thread's state and counters, as
 //! totals and as [intervals](SliceMetrics::intervals).
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,5 +41,11 @@ mod hooks;
 pub use builder::BuilderExt;
 pub use config::SliceConfig;
 pub use hooks::current_section;
+pub use rseq_slice_core::diagnostics::EnableVia;
 pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
-pub use rseq_slice_core::{EnableVia, SliceCritical, SliceStats, Unavailable, slice_critical};
+pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
+
+/// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.
+#[cfg(feature = "locks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "locks")))]
+pub use rseq_slice_core::lock;

@@ -30,7 +30,7 @@ fn the_one_liner_builds_and_every_thread_reports_its_state() {
     drop(rt);
     let threads = metrics.threads();
     assert!(threads.len() >= 2, "{threads:?}");
-    let verdict = rseq_slice_core::kernel_support();
+    let verdict = rseq_slice_core::diagnostics::kernel_support();
     for t in &threads {
         assert!(!t.alive, "thread {} still alive after shutdown", t.index);
         match verdict {
@@ -181,7 +181,7 @@ fn a_current_thread_runtime_starts_its_thread_at_the_first_park() {
         driver.alive,
         "the driving thread outlives the runtime's hooks"
     );
-    match rseq_slice_core::kernel_support() {
+    match rseq_slice_core::diagnostics::kernel_support() {
         Err(why) => assert_eq!(driver.state, Err(why)),
         Ok(()) => assert!(
             driver.state != Err(rseq_slice_tokio::Unavailable::NotInitialized),

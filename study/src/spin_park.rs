@@ -11,7 +11,7 @@ pub const SPINS: u32 = 128;
 
 /// `parking_lot::RawMutex` that first spins up to [`SPINS`] times,
 /// test-and-test-and-set, before it parks. Wrap it in
-/// `rseq_slice_core::WithSlice` for holders that request an extension.
+/// `rseq_slice_core::lock::WithSlice` for holders that request an extension.
 pub struct RawSpinPark(parking_lot::RawMutex);
 
 impl core::fmt::Debug for RawSpinPark {

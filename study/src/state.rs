@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use lock_api::RawMutex as _;
 use lru::LruCache;
-use rseq_slice_core::{Policy, RawSpin, SliceMutex, SpinMutex, StdMutexExt, WithSlice};
+use rseq_slice_core::lock::{self, Policy, RawSpin, SpinMutex, StdMutexExt, WithSlice};
 
 use crate::lockstats;
 use crate::spin_park::RawSpinPark;
@@ -32,7 +32,7 @@ pub enum LockKind {
     Parking,
     /// A bounded spin, then parking_lot's lock (`RawSpinPark`).
     Spinpark,
-    /// `rseq_slice_core::RawSpin`: spins until it gets the lock.
+    /// `rseq_slice_core::lock::RawSpin`: spins until it gets the lock.
     Spin,
 }
 
@@ -62,8 +62,8 @@ impl Shard {
 
 #[derive(Debug)]
 enum Shards {
-    Parking(Vec<SliceMutex<parking_lot::RawMutex, Shard>>),
-    Spinpark(Vec<SliceMutex<RawSpinPark, Shard>>),
+    Parking(Vec<lock::Mutex<parking_lot::RawMutex, Shard>>),
+    Spinpark(Vec<lock::Mutex<RawSpinPark, Shard>>),
     Spin(Vec<SpinMutex<Shard>>),
 }
 
@@ -131,14 +131,14 @@ impl State {
                 (0..n)
                     .map(|_| {
                         let raw = WithSlice::new(parking_lot::RawMutex::INIT, p);
-                        SliceMutex::from_raw(raw, Shard::new())
+                        lock::Mutex::from_raw(raw, Shard::new())
                     })
                     .collect(),
             ),
             LockKind::Spinpark => Shards::Spinpark(
                 (0..n)
                     .map(|_| {
-                        SliceMutex::from_raw(WithSlice::new(RawSpinPark::INIT, p), Shard::new())
+                        lock::Mutex::from_raw(WithSlice::new(RawSpinPark::INIT, p), Shard::new())
                     })
                     .collect(),
             ),

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::diagnostics::LibcRseq;
-use rseq_slice_core::{Registrar, Unavailable, kernel_support};
+use rseq_slice_core::diagnostics::kernel_support;
+use rseq_slice_core::{Registrar, Unavailable};
 
 /// Which rseq area the thread's guards use on a kernel with the feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

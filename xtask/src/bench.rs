@@ -63,7 +63,7 @@ pub(crate) fn bench(boot: &BootArgs, place: &Place, b: Bench) -> Result<bool> {
     if !place.guest_only {
         eprintln!(
             "xtask: benches on the host ({})",
-            match rseq_slice_core::kernel_support() {
+            match rseq_slice_core::diagnostics::kernel_support() {
                 Ok(()) => "the kernel has the feature".to_string(),
                 Err(why) => format!("fallback: {why}"),
             }

@@ -129,7 +129,7 @@ pub(crate) fn study(
         flags.extend(["--smoke".into(), "--out".into(), "out/smoke".into()]);
     }
     flags.extend(extra.iter().cloned());
-    let native = rseq_slice_core::kernel_support();
+    let native = rseq_slice_core::diagnostics::kernel_support();
     if smoke || native.is_ok() {
         let conditions = match &native {
             Ok(()) => "native, the host kernel has the feature".to_string(),

@@ -9,12 +9,12 @@
 //! that `unlock` gets back. [`SliceHeld`] keeps "this acquisition set the
 //! request" there, as an `Option<SliceGuard>`: no per-thread or per-lock
 //! bookkeeping, locks may be released in any order, and the `!Send`
-//! [`SliceGuard`] inside makes the lock guard `!Send` by construction, so the
+//! [`SliceGuard`](crate::SliceGuard) inside makes the lock guard `!Send` by construction, so the
 //! request is always cleared by the thread that set it. lock_api 0.4 (spin,
 //! tokio's parking_lot 0.12) has only a marker type; its impl keeps the same
 //! fact in the lock (written by the holder only, so exact for a mutex) and
 //! uses the thread's guard depth as its nesting count
-//! ([`lock_api_0_4::SliceMutex`](crate::lock_api_0_4::SliceMutex)). RwLocks are wrapped
+//! ([`v0_4::Mutex`]). RwLocks are wrapped
 //! for 0.5 only (0.4's shared holders would share that one fact).
 //!
 //! # When the request is set
@@ -29,16 +29,16 @@
 //! setting the request just before its winning compare-exchange.
 //!
 //! One file a concern: `policy` ([`Policy`]), `raw` ([`WithSlice`] and its
-//! lock_api 0.5 impls), `api04` (lock_api 0.4), `std_ext` ([`StdMutexExt`]),
+//! lock_api 0.5 impls), `v0_4` (lock_api 0.4), `std_ext` ([`StdMutexExt`]),
 //! `spin` ([`RawSpin`], the clear-and-recheck spinlock).
 
-pub mod api04;
 mod policy;
 mod raw;
 mod spin;
 mod std_ext;
+pub mod v0_4;
 
 pub use policy::Policy;
-pub use raw::{SliceHeld, SliceMutex, SliceMutexGuard, SliceRwLock, WithSlice};
+pub use raw::{Mutex, MutexGuard, RwLock, SliceHeld, WithSlice};
 pub use spin::{RawSpin, SpinMutex, SpinMutexGuard};
 pub use std_ext::{StdMutexExt, StdSliceGuard};

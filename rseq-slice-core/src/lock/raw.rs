@@ -11,18 +11,18 @@ use crate::guard::SliceGuard;
 /// A raw lock `R` whose holders request a time slice extension, following a
 /// [`Policy`].
 ///
-/// Use it through `lock_api`'s types: [`SliceMutex`] and [`SliceRwLock`]
+/// Use it through `lock_api`'s types: [`Mutex`] and [`RwLock`]
 /// (lock_api 0.5, e.g. `R = parking_lot::RawMutex`), or
-/// [`lock_api_0_4::SliceMutex`](crate::lock_api_0_4::SliceMutex) (lock_api
+/// [`v0_4::Mutex`](super::v0_4::Mutex) (lock_api
 /// 0.4, e.g. `R = spin::Mutex<()>`). `Mutex::new` uses
 /// [`Policy::Always`]; [`WithSlice::new`] takes another.
 ///
 /// ```
-/// use rseq_slice_core::{Policy, SliceMutex, WithSlice};
+/// use rseq_slice_core::lock::{Mutex, Policy, WithSlice};
 /// let _ = rseq_slice_core::init(); // once per thread; guards work either way
-/// let m: SliceMutex<parking_lot::RawMutex, Vec<u32>> = SliceMutex::new(Vec::new());
+/// let m: Mutex<parking_lot::RawMutex, Vec<u32>> = Mutex::new(Vec::new());
 /// m.lock().push(1); // the request (if the policy wants one) lasts as long as the guard
-/// let adaptive = SliceMutex::<parking_lot::RawMutex, _>::from_raw(
+/// let adaptive = Mutex::<parking_lot::RawMutex, _>::from_raw(
 ///     WithSlice::new(<parking_lot::RawMutex as lock_api::RawMutex>::INIT, Policy::ADAPTIVE),
 ///     0u64,
 /// );
@@ -35,8 +35,8 @@ use crate::guard::SliceGuard;
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
 /// // spin's own guards are Send; the wrapper's are not.
-/// use rseq_slice_core::lock_api_0_4::SliceMutex;
-/// let m: SliceMutex<spin::Mutex<()>, u32> = SliceMutex::new(0);
+/// use rseq_slice_core::lock::v0_4::Mutex;
+/// let m: Mutex<spin::Mutex<()>, u32> = Mutex::new(0);
 /// send(m.lock());
 /// ```
 pub struct WithSlice<R> {
@@ -138,11 +138,11 @@ impl<G> SliceHeld<G> {
 }
 
 /// A `lock_api` 0.5 mutex whose holder requests an extension: see [`WithSlice`].
-pub type SliceMutex<R, T> = lock_api::Mutex<WithSlice<R>, T>;
+pub type Mutex<R, T> = lock_api::Mutex<WithSlice<R>, T>;
 /// Its guard.
-pub type SliceMutexGuard<'a, R, T> = lock_api::MutexGuard<'a, WithSlice<R>, T>;
+pub type MutexGuard<'a, R, T> = lock_api::MutexGuard<'a, WithSlice<R>, T>;
 /// A `lock_api` 0.5 RwLock whose readers and writer request an extension.
-pub type SliceRwLock<R, T> = lock_api::RwLock<WithSlice<R>, T>;
+pub type RwLock<R, T> = lock_api::RwLock<WithSlice<R>, T>;
 
 // SAFETY: mutual exclusion, acquire/release and the unwinding rules are
 // `R`'s: every operation acquires or releases `R` exactly once, with `R`'s

@@ -23,7 +23,7 @@ use crate::guard::SliceGuard;
 /// exactly what the extension prevents.
 ///
 /// ```
-/// use rseq_slice_core::{Policy, RawSpin, SpinMutex};
+/// use rseq_slice_core::lock::{Policy, RawSpin, SpinMutex};
 /// let _ = rseq_slice_core::init();
 /// let m: SpinMutex<u64> = SpinMutex::new(0);
 /// *m.lock() += 1;
@@ -36,7 +36,7 @@ use crate::guard::SliceGuard;
 ///
 /// ```compile_fail
 /// fn send<T: Send>(_: T) {}
-/// let m: rseq_slice_core::SpinMutex<u32> = rseq_slice_core::SpinMutex::new(0);
+/// let m: rseq_slice_core::lock::SpinMutex<u32> = rseq_slice_core::lock::SpinMutex::new(0);
 /// send(m.lock());
 /// ```
 pub struct RawSpin {

@@ -7,11 +7,11 @@ use crate::guard::SliceGuard;
 /// Lock a `std::sync::Mutex` and request an extension while it is held.
 ///
 /// std's mutex has no room for the adaptive state, so these always request
-/// (the naive protocol); use [`SliceMutex`](crate::SliceMutex) over parking_lot for
-/// [`Policy::Adaptive`](crate::Policy::Adaptive).
+/// (the naive protocol); use [`Mutex`](super::Mutex) over parking_lot for
+/// [`Policy::Adaptive`](super::Policy::Adaptive).
 ///
 /// ```
-/// use rseq_slice_core::StdMutexExt;
+/// use rseq_slice_core::lock::StdMutexExt;
 /// let m = std::sync::Mutex::new(1);
 /// *m.lock_slice().unwrap() += 1;
 /// assert_eq!(*m.lock().unwrap(), 2);

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::intervals::{Intervals, Totals};
 use super::thread::RuntimeThread;
-use crate::{Registrar, SharedStats, SliceStats, Unavailable};
+use crate::stats::SharedStats;
+use crate::{Registrar, SliceStats, Unavailable};
 
 /// How many stopped threads keep their own entry in [`SliceMetrics::threads`].
 pub const RETAINED_STOPPED: usize = 64;

@@ -34,7 +34,7 @@
 //! `DEBUG` event with target `rseq_slice` and fields `worker`, `kind` and
 //! `yielded`; a thread where the extension is off logs its reason once
 //! (`WARN`), and so does a thread found idle with a guard open. The grants
-//! of every guard on the thread are reported ([`crate::report_grants`]) at
+//! of every guard on the thread are reported ([`crate::diagnostics::report_grants`]) at
 //! each section close, at [`idle`](RuntimeThread::idle) and when the handle
 //! drops, never from inside a guard. Without a subscriber that wants them
 //! they cost tracing's level check.
@@ -43,6 +43,7 @@ mod intervals;
 mod metrics;
 mod thread;
 
+pub use crate::stats::SharedStats;
 pub use intervals::{Interval, Intervals};
 pub use metrics::{RETAINED_STOPPED, Retired, SliceMetrics, ThreadMetrics};
 pub use thread::RuntimeThread;

@@ -195,7 +195,7 @@ impl RuntimeThread {
             return;
         }
         self.close_section();
-        crate::report_grants();
+        crate::diagnostics::report_grants();
         let going_home = self.away.as_ref().is_some_and(|h| h.reports_to(metrics));
         let next = match self.away.take() {
             Some(home) if going_home => {
@@ -230,7 +230,7 @@ impl RuntimeThread {
     /// The thread goes idle for its runtime: a worker about to park, an
     /// executor between polls of its main future. Closes the open section,
     /// publishes the counters, reports the grants of the thread's guards
-    /// ([`crate::report_grants`]), and checks that no guard is left open.
+    /// ([`crate::diagnostics::report_grants`]), and checks that no guard is left open.
     ///
     /// No task runs at such a point, so any guard still alive was held
     /// across an `.await` (possible on executors that run `!Send` futures:
@@ -249,7 +249,7 @@ impl RuntimeThread {
         if open > 0 && !entry.warned_open.replace(true) {
             open_guard_found(entry.slot.index(), open);
         }
-        crate::report_grants();
+        crate::diagnostics::report_grants();
     }
 
     /// Open a section of `kind` unless one is open, or sections are off on
@@ -305,7 +305,7 @@ impl RuntimeThread {
 impl Drop for RuntimeThread {
     fn drop(&mut self) {
         self.close_section();
-        crate::report_grants();
+        crate::diagnostics::report_grants();
         self.here.leave();
         if let Some(home) = &self.away {
             home.leave();

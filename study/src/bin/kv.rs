@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use rseq_slice_core::StdMutexExt;
+use rseq_slice_core::lock::StdMutexExt;
 use rseq_slice_tokio::BuilderExt;
 
 type Db = Arc<(Mutex<HashMap<String, String>>, bool)>;

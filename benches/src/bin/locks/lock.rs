@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use rseq_slice_core::{
-    Policy, RawSpin, SliceMutex, SpinMutex, StdMutexExt, WithSlice, lock_api_0_4,
-};
+use rseq_slice_core::lock::{self, Policy, RawSpin, SpinMutex, StdMutexExt, WithSlice};
 
 use crate::{Kind, Variant};
 
@@ -25,7 +23,7 @@ impl Lock for parking_lot::Mutex<()> {
         f()
     }
 }
-impl Lock for SliceMutex<parking_lot::RawMutex, ()> {
+impl Lock for lock::Mutex<parking_lot::RawMutex, ()> {
     fn locked(&self, f: &mut dyn FnMut()) {
         let _g = self.lock();
         f()
@@ -37,7 +35,7 @@ impl Lock for spin::Mutex<()> {
         f()
     }
 }
-impl Lock for lock_api_0_4::SliceMutex<spin::Mutex<()>, ()> {
+impl Lock for lock::v0_4::Mutex<spin::Mutex<()>, ()> {
     fn locked(&self, f: &mut dyn FnMut()) {
         let _g = self.lock();
         f()
@@ -81,9 +79,9 @@ pub(crate) fn make(kind: Kind, variant: Variant, window: u32) -> Option<Arc<dyn 
     Some(match (kind, variant) {
         (Kind::Spin, _) => Arc::new(SpinMutex::from_raw(RawSpin::new(policy), ())),
         (Kind::ParkingLot, Variant::Off) => Arc::new(parking_lot::Mutex::new(())),
-        (Kind::ParkingLot, _) => Arc::new(SliceMutex::from_raw(WithSlice::new(pl(), policy), ())),
+        (Kind::ParkingLot, _) => Arc::new(lock::Mutex::from_raw(WithSlice::new(pl(), policy), ())),
         (Kind::SpinCrate, Variant::Off) => Arc::new(spin::Mutex::new(())),
-        (Kind::SpinCrate, _) => Arc::new(lock_api_0_4::SliceMutex::from_raw(
+        (Kind::SpinCrate, _) => Arc::new(lock::v0_4::Mutex::from_raw(
             WithSlice::new(sp(), policy),
             (),
         )),

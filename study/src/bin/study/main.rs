@@ -140,7 +140,7 @@ fn main() -> Result<()> {
             );
         }
     }
-    let kernel = match rseq_slice_core::kernel_support() {
+    let kernel = match rseq_slice_core::diagnostics::kernel_support() {
         Ok(()) => "the slice extension is available here".to_string(),
         Err(e) => format!(
             "the slice extension is NOT available here ({e}): every variant runs the fallback"

@@ -12,12 +12,12 @@ use crate::local::LOCAL;
 /// an extension: see [`WithSlice`].
 ///
 /// ```
-/// let m: rseq_slice_core::lock_api_0_4::SliceMutex<spin::Mutex<()>, u32> =
-///     rseq_slice_core::lock_api_0_4::SliceMutex::new(0);
+/// let m: rseq_slice_core::lock::v0_4::Mutex<spin::Mutex<()>, u32> =
+///     rseq_slice_core::lock::v0_4::Mutex::new(0);
 /// *m.lock() += 1;
 /// assert!(!m.is_locked());
 /// ```
-pub type SliceMutex<R, T> = lock_api_04::Mutex<WithSlice<R>, T>;
+pub type Mutex<R, T> = lock_api_04::Mutex<WithSlice<R>, T>;
 
 impl<R: lock_api_04::RawMutex> WithSlice<R> {
     /// lock_api 0.4: the new holder records whether it requested.
