@@ -10,11 +10,15 @@ use std::collections::HashMap;
 
 use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
 use rseq_slice_lab::{Ci, Weighted, median};
-use rseq_slice_study::report::{CURVE, decode_hist};
+use rseq_slice_study::report::CURVE;
 use serde::Serialize;
 
 use crate::plan::Config;
 use crate::store::Record;
+
+mod per_run;
+use per_run::latencies;
+pub(crate) use per_run::{CLIENT_BOUND, run_quantiles, served_quantiles, stable};
 
 /// The quantiles each run gives.
 pub(crate) const QS: [f64; 3] = [0.5, 0.99, 0.999];
@@ -24,14 +28,6 @@ pub(crate) const MIN_RUNS: usize = 10;
 
 /// Boots each side's runs must come from.
 pub(crate) const MIN_BOOTS: usize = 2;
-
-/// A run is unstable when it answered fewer than this share of the
-/// requests scheduled in its measured window...
-const KEEP_UP: f64 = 0.99;
-
-/// ...or when the median of its second half exceeds twice its first
-/// half's plus this much, µs (a backlog that grows).
-const BACKLOG_US: f64 = 500.0;
 
 /// The name of the A/A control: `off` run again under another label.
 pub(crate) use crate::args::CONTROL;
@@ -131,65 +127,6 @@ impl Summary {
         self.ratio?;
         Some(self.standing() == Standing::Claim && self.p_adjusted[j] < ALPHA)
     }
-}
-
-/// Whether a run kept up with its offered rate: it answered at least 99 %
-/// of the requests scheduled in its measured window, none was missing at
-/// the end, and its second half's median is not more than twice the
-/// first's plus 0.5 ms (a growing backlog), and loadgen used under
-/// [`CLIENT_BOUND`] of a CPU (a busier client queues requests itself). An
-/// unstable run measures a queue, not the service's tail.
-///
-/// Answers are counted, not taken per second up to the last one: over a
-/// short window that rate is the tail's, not the backlog's (a 0.68 s
-/// window whose last answer came 7 ms late reads 99.0 %).
-/// loadgen's CPU share from which a run measures the client.
-pub(crate) const CLIENT_BOUND: f64 = 0.9;
-
-pub(crate) fn stable(r: &Record) -> bool {
-    r.report.as_ref().is_some_and(|p| {
-        let [a, b] = p.halves_p50.map(|x| x as f64);
-        let backlog = a > 0.0 && b > 2.0 * a + BACKLOG_US;
-        // The window's requests: those answered, and those missing (every
-        // one of which loadgen recorded at its age at the end).
-        let window = latencies(r).map_or(0, |w| w.len());
-        let answered = p.ok_measured as f64 >= KEEP_UP * window as f64;
-        let client_bound = p.client_cpu.is_some_and(|c| c >= CLIENT_BOUND);
-        answered && window > 0 && p.missing == 0 && !backlog && !client_bound
-    })
-}
-
-/// A run's latencies, from its histogram.
-fn latencies(r: &Record) -> Option<Weighted> {
-    let h = decode_hist(&r.report.as_ref()?.hist).ok()?;
-    let w = Weighted::from_counts(
-        h.iter_recorded()
-            .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
-    );
-    (!w.is_empty()).then_some(w)
-}
-
-/// A run's service-side latencies over its measured window: the service's
-/// `served_hist` at the end, which holds the requests loadgen marked as
-/// measured. None where the service has none.
-fn served(r: &Record) -> Option<Weighted> {
-    let p = r.report.as_ref()?;
-    let end = decode_hist(p.service["served_hist"].as_str()?).ok()?;
-    let w = Weighted::from_counts(
-        end.iter_recorded()
-            .map(|v| (v.value_iterated_to() as f64, v.count_since_last_iteration())),
-    );
-    (!w.is_empty()).then_some(w)
-}
-
-/// A run's service-side p50, p99 and p99.9, µs (NaN where not recorded).
-pub(crate) fn served_quantiles(r: &Record) -> [f64; 3] {
-    served(r).map_or([f64::NAN; 3], |w| QS.map(|q| w.quantile(q)))
-}
-
-/// A run's p50, p99 and p99.9, µs (NaN without a histogram).
-pub(crate) fn run_quantiles(r: &Record) -> [f64; 3] {
-    latencies(r).map_or([f64::NAN; 3], |w| QS.map(|q| w.quantile(q)))
 }
 
 fn num(v: &serde_json::Value) -> f64 {
@@ -443,128 +380,4 @@ pub(crate) fn slo_capacity(cells: &[Summary], slo_us: f64) -> Vec<(Config, Strin
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use hdrhistogram::Histogram;
-    use rseq_slice_study::report::summarize as report;
-
-    use super::*;
-    use crate::plan::Cell;
-    use crate::store::tests::record;
-
-    /// A run: 5 000 requests of `scale * (100..1100)` µs, from `boot`.
-    fn run(variant: &str, repeat: u32, scale: f64, boot: &str) -> Record {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for i in 0..5_000u64 {
-            h.record((scale * (100 + i % 1000) as f64) as u64).unwrap();
-        }
-        let mut r = record(&format!("{variant}{repeat}{boot}"), true);
-        r.boot = boot.into();
-        r.cell = Some(Cell {
-            config: r.config.clone(),
-            level: 0.5,
-            absolute: false,
-            variant: variant.into(),
-            repeat,
-        });
-        let svc = serde_json::json!({"slice_granted": 50, "lock_wait_ns": {"p99": 7}});
-        r.report = Some(report(&h, 100.0, 60.0, 5_000, 5_000, 0, 0, 50.0, svc));
-        r
-    }
-
-    /// 10 runs a side from 2 boots, run-to-run differences of a few %.
-    pub(crate) fn matrix(locks_scale: f64) -> Vec<Record> {
-        (0..10)
-            .flat_map(|k| {
-                let boot = if k < 5 { "1" } else { "2" };
-                let jitter = 1.0 + 0.01 * f64::from(k % 5);
-                [
-                    run("locks", k, locks_scale * jitter, boot),
-                    run("off", k, jitter * 1.002, boot),
-                    run(CONTROL, k, jitter, boot),
-                ]
-            })
-            .collect()
-    }
-
-    #[test]
-    fn runs_are_the_unit_and_rows_come_in_order() {
-        let rs = matrix(2.0);
-        let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs);
-        let order: Vec<&str> = cells.iter().map(|c| c.variant.as_str()).collect();
-        assert_eq!(order, ["off", CONTROL, "locks"]);
-        let (off, control, locks) = (&cells[0], &cells[1], &cells[2]);
-        assert!(off.ratio.is_none() && off.runs == 10 && off.boots == 2);
-        // Every figure lies within its runs' range.
-        for s in &cells {
-            for j in 0..3 {
-                assert!(
-                    s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi,
-                    "{:?}",
-                    s.q[j]
-                );
-            }
-        }
-        assert_eq!(locks.standing(), Standing::Claim);
-        assert!((0..3).all(|j| locks.significant(j) == Some(true)));
-        let r = locks.ratio.unwrap()[2].ratio;
-        assert!((r.est - 2.0).abs() < 0.1, "{r:?}");
-        assert!((0..3).all(|j| control.significant(j) == Some(false)));
-        assert_eq!(control_false_positives(&cells), (3, 0, 0));
-        assert_eq!((off.grants_per_1k, off.lock_wait_ns[1]), (10.0, 7.0));
-    }
-
-    #[test]
-    fn no_claim_from_few_runs_one_boot_or_an_unstable_run() {
-        let few: Vec<Record> = matrix(2.0).into_iter().filter(|r| r.boot == "1").collect();
-        let refs: Vec<&Record> = few.iter().collect();
-        let cells = summarize(&refs);
-        assert_eq!(cells[2].standing(), Standing::FewRuns);
-        assert_eq!(cells[2].significant(2), Some(false));
-        let mut one = matrix(2.0);
-        for r in &mut one {
-            r.boot = "1".into();
-        }
-        let refs: Vec<&Record> = one.iter().collect();
-        assert_eq!(summarize(&refs)[2].standing(), Standing::OneBoot);
-        let mut slow = matrix(2.0);
-        if let Some(p) = slow[1].report.as_mut() {
-            p.ok_measured = 4_900;
-        }
-        let refs: Vec<&Record> = slow.iter().collect();
-        let cells = summarize(&refs);
-        assert_eq!(cells[0].unstable, 1);
-        assert_eq!(cells[2].standing(), Standing::Unstable);
-        assert_eq!(cells[2].significant(2), Some(false));
-    }
-
-    #[test]
-    fn a_growing_backlog_is_unstable() {
-        let mut r = run("off", 0, 1.0, "1");
-        assert!(stable(&r));
-        r.report.as_mut().unwrap().halves_p50 = [200, 3_000];
-        assert!(!stable(&r));
-        r.report.as_mut().unwrap().halves_p50 = [200, 800];
-        assert!(stable(&r));
-    }
-
-    #[test]
-    fn a_busy_client_makes_a_run_unstable() {
-        let mut r = run("off", 0, 1.0, "1");
-        r.report.as_mut().unwrap().client_cpu = Some(0.5);
-        assert!(stable(&r));
-        r.report.as_mut().unwrap().client_cpu = Some(0.95);
-        assert!(!stable(&r), "loadgen near a whole CPU measured itself");
-    }
-
-    #[test]
-    fn slo_capacity_takes_the_highest_rate_that_holds() {
-        let rs = matrix(2.0);
-        let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs);
-        let caps = slo_capacity(&cells, 1_500.0);
-        let get = |v: &str| caps.iter().find(|c| c.1 == v).unwrap().2;
-        assert_eq!(get("off"), Some(100.0));
-        assert_eq!(get("locks"), None, "p99.9 about 2.2 ms");
-    }
-}
+pub(crate) mod tests;
