@@ -5,7 +5,7 @@
 use rseq_slice_testkit as common;
 
 use common::{on_thread, say, sections};
-use rseq_slice_core::runtime::{Interval, RETAINED_STOPPED, SliceMetrics};
+use rseq_slice_core::runtime::{RETAINED_STOPPED, RuntimeMetrics, RuntimeThread, SliceMetrics};
 use rseq_slice_core::{Error, SliceGuard, SliceStats, critical, disable, stats};
 
 #[test]
@@ -16,7 +16,7 @@ fn a_registry_of_short_lived_threads_stays_bounded() {
     for _ in 0..n {
         let m = metrics.clone();
         expected += on_thread(move || {
-            let thread = m.start_thread();
+            let thread = RuntimeThread::start(&m);
             critical(|| ());
             drop(thread);
             sections(1)
@@ -27,14 +27,14 @@ fn a_registry_of_short_lived_threads_stays_bounded() {
         "{n} threads: {} listed, {} retired, total {:?}",
         threads.len(),
         retired.threads,
-        metrics.total()
+        metrics.cumulative().stats
     ));
     assert_eq!(threads.len(), RETAINED_STOPPED);
     assert_eq!(retired.threads + threads.len() as u64, n);
     // The newest stopped threads stay listed, in start order.
     let first = n as usize - RETAINED_STOPPED;
     assert!(threads.iter().map(|t| t.index).eq(first..n as usize));
-    assert_eq!(metrics.total().requested, expected);
+    assert_eq!(metrics.cumulative().stats.requested, expected);
     assert_eq!(
         retired.stats.requested + threads.iter().map(|t| t.stats.requested).sum::<u64>(),
         expected
@@ -46,7 +46,7 @@ fn a_runtime_thread_that_visits_another_runtime_keeps_one_entry_in_each() {
     let (home, other) = (SliceMetrics::default(), SliceMetrics::default());
     let (h, o) = (home.clone(), other.clone());
     let (opened, alive, own) = on_thread(move || {
-        let mut thread = h.start_thread();
+        let mut thread = RuntimeThread::start(&h);
         critical(|| ());
         // It drives a current-thread runtime (whose hooks move it there, a
         // visit without sections), then comes back to its own runtime.
@@ -71,7 +71,7 @@ fn a_runtime_thread_that_visits_another_runtime_keeps_one_entry_in_each() {
         [(true, true), (true, false), (true, true), (true, false)]
     );
     // Each stretch counts once, in the runtime it belonged to.
-    let (h, o) = (home.total(), other.total());
+    let (h, o) = (home.cumulative().stats, other.cumulative().stats);
     say(format_args!("home {h:?}, other {o:?}, thread {own:?}"));
     assert_eq!(h.requested + o.requested, own.requested);
     if own.requested > 0 {
@@ -96,9 +96,9 @@ fn a_runtime_that_ends_its_visits_lists_its_visitors_stopped_until_they_come_bac
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
     on_thread(move || {
-        let mut visitor = m.join_thread();
+        let mut visitor = RuntimeThread::join(&m);
         assert!(m.threads()[0].alive);
-        m.end_visits();
+        RuntimeThread::end_visits(&m);
         assert!(!m.threads()[0].alive, "the runtime is gone");
         visitor.move_to(&m);
         assert!(m.threads()[0].alive, "the same entry, back");
@@ -109,8 +109,8 @@ fn a_runtime_that_ends_its_visits_lists_its_visitors_stopped_until_they_come_bac
     let other = SliceMetrics::default();
     let started = other.clone();
     on_thread(move || {
-        let _worker = started.start_thread();
-        started.end_visits();
+        let _worker = RuntimeThread::start(&started);
+        RuntimeThread::end_visits(&started);
         assert!(
             started.threads()[0].alive,
             "a thread the runtime started is no visitor"
@@ -124,7 +124,7 @@ fn a_guard_left_open_is_found_when_the_thread_goes_idle() {
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
     let outcome: Result<_, rseq_slice_core::Unavailable> = on_thread(move || {
-        let thread = m.start_thread();
+        let thread = RuntimeThread::start(&m);
         thread.state()?;
         thread.idle();
         let clean = m.threads()[0].open_guards;
@@ -162,7 +162,7 @@ fn dropping_the_handle_closes_its_section_publishes_and_stops_the_entry() {
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
     let (before, request, own, expected) = on_thread(move || {
-        let thread = m.start_thread();
+        let thread = RuntimeThread::start(&m);
         critical(|| ());
         thread.open_section("scheduler");
         assert_eq!(thread.section(), Some("scheduler"));
@@ -192,7 +192,7 @@ fn intervals_yield_what_changed_since_the_previous_sample() {
         for _ in 0..n {
             let m = metrics.clone();
             on_thread(move || {
-                let _thread = m.start_thread();
+                let _thread = RuntimeThread::start(&m);
                 critical(|| ());
             });
         }
@@ -200,7 +200,7 @@ fn intervals_yield_what_changed_since_the_previous_sample() {
     let mut seen = Vec::new();
     // Two threads come and go, and this one stays.
     short_lived(2);
-    let mine = metrics.start_thread();
+    let mine = RuntimeThread::start(&metrics);
     seen.push(intervals.next().unwrap());
     // This thread publishes two sections.
     critical(|| ());
@@ -226,13 +226,16 @@ fn intervals_yield_what_changed_since_the_previous_sample() {
     );
     let requested: Vec<_> = seen.iter().map(|i| i.stats.requested).collect();
     assert_eq!(requested, [sections(2), sections(2), sections(n), 0, 0]);
-    assert_eq!(seen[4], Interval::default());
+    assert_eq!(seen[4], RuntimeMetrics::default());
     assert!(metrics.retired().threads > 0);
     let summed = seen.iter().map(|i| i.stats).sum::<SliceStats>();
-    assert_eq!(summed, metrics.total());
+    assert_eq!(summed, metrics.cumulative().stats);
     // A new iterator starts from the beginning again.
     let all = metrics.intervals().next().unwrap();
-    assert_eq!((all.threads_started, all.stats), (n + 3, metrics.total()));
+    assert_eq!(
+        (all.threads_started, all.stats),
+        (n + 3, metrics.cumulative().stats)
+    );
 }
 
 #[test]
@@ -240,12 +243,12 @@ fn a_visitor_whose_stopped_entry_was_retired_gets_a_new_one() {
     let metrics = SliceMetrics::default();
     let m = metrics.clone();
     on_thread(move || {
-        let mut visitor = m.join_thread();
-        m.end_visits();
+        let mut visitor = RuntimeThread::join(&m);
+        RuntimeThread::end_visits(&m);
         // Enough stopped threads to fold the visitor's stopped entry away.
         for _ in 0..=RETAINED_STOPPED {
             let m = m.clone();
-            on_thread(move || drop(m.start_thread()));
+            on_thread(move || drop(RuntimeThread::start(&m)));
         }
         assert!(
             m.retired().threads >= 1,

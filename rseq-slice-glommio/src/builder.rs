@@ -154,7 +154,7 @@ impl ExecutorThread {
         // Err(reason): the executor runs on with near-free guards; with
         // `tracing` the reason is logged once.
         let _ = rseq_slice_core::diagnostics::init_with(cfg.enable_via);
-        let thread = cfg.metrics.start_thread();
+        let thread = RuntimeThread::start(&cfg.metrics);
         if let Some(f) = &cfg.on_thread_start {
             f();
         }

@@ -24,8 +24,10 @@
 //! warn, with the `tracing` feature, on by default), its
 //! [`ThreadMetrics::state`] says why, and it runs on with guards that cost
 //! about nothing. [`SliceConfig::metrics`] shows every executor's counters,
-//! as totals and as [intervals](SliceMetrics::intervals). Where glommio itself cannot start (less than
-//! 512 KiB of `RLIMIT_MEMLOCK`, ...), the builder returns a [`StartError`].
+//! [cumulative](SliceMetrics::cumulative) and per
+//! [interval](SliceMetrics::intervals). Where glommio itself cannot start
+//! (less than 512 KiB of `RLIMIT_MEMLOCK`, ...), the builder returns a
+//! [`StartError`].
 //!
 //! # What is covered, and what is not
 //!
@@ -85,7 +87,7 @@ pub use builder::{BuilderExt, SliceExecutor, SliceExecutorBuilder, SlicePoolBuil
 pub use config::SliceConfig;
 pub use error::{MIN_MEMLOCK, StartError};
 pub use rseq_slice_core::diagnostics::EnableVia;
-pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::runtime::{Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics};
 pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
 
 /// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.

@@ -12,7 +12,7 @@ use std::thread::ThreadId;
 
 use glommio::{LocalExecutorBuilder, LocalExecutorPoolBuilder, PoolPlacement};
 use rseq_slice_glommio::{
-    BuilderExt, Interval, MIN_MEMLOCK, SliceConfig, SliceMetrics, StartError, Unavailable,
+    BuilderExt, MIN_MEMLOCK, RuntimeMetrics, SliceConfig, SliceMetrics, StartError, Unavailable,
     slice_critical,
 };
 
@@ -335,7 +335,7 @@ fn executors_report_to_metrics_given_to_the_config_and_its_intervals() {
         ),
         (2, 2, 0)
     );
-    assert_eq!(first.stats, shared.total());
+    assert_eq!(first.stats, shared.cumulative().stats);
     assert_states(&shared, 2);
-    assert_eq!(intervals.next().unwrap(), Interval::default());
+    assert_eq!(intervals.next().unwrap(), RuntimeMetrics::default());
 }

@@ -103,7 +103,7 @@ fn two_pinned_executors_get_grants_across_shared_channel_traffic() {
     let threads = wait_all_stopped(|| metrics.threads());
     let k = KernelStats::read().unwrap().since(k0);
     drop(noise);
-    let total: SliceStats = metrics.total();
+    let total: SliceStats = metrics.cumulative().stats;
     say(format_args!(
         "glommio grants [{mode:?}]: shards (sent, received) {results:?}; total {total:?}; \
          per executor {:?}; kernel {k:?}",
@@ -191,7 +191,7 @@ fn a_soak_of_many_polls_and_channel_traffic_leaves_no_request_behind() {
     say(format_args!(
         "glommio soak in {:?}: (polls, sent, slice_ctrl) {results:?}; {:?}",
         t.elapsed(),
-        metrics.total()
+        metrics.cumulative().stats
     ));
     for (polls, _, ctrl) in &results {
         assert_eq!(*polls, 250_000);

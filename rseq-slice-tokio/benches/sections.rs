@@ -82,7 +82,7 @@ fn sections(c: &mut Criterion) {
                 "{name}: {} threads, state {:?}, totals {:?}",
                 t.len(),
                 t.first().map(|t| t.state),
-                m.total()
+                m.cumulative().stats
             );
         }
     }

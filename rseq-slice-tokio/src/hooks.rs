@@ -13,7 +13,7 @@ use crate::config::SliceConfig;
 
 /// What one runtime's hooks share: its configuration. Dropped with the
 /// runtime's hooks, when the runtime is gone: the threads that were only
-/// visiting it no longer run it ([`SliceMetrics::end_visits`](rseq_slice_core::runtime::SliceMetrics::end_visits)).
+/// visiting it no longer run it ([`RuntimeThread::end_visits`](rseq_slice_core::runtime::RuntimeThread::end_visits)).
 pub(crate) struct Hooks {
     pub(crate) cfg: SliceConfig,
     /// Whether this runtime has logged a replaced poll hook.
@@ -33,7 +33,7 @@ impl Hooks {
 
 impl Drop for Hooks {
     fn drop(&mut self) {
-        self.cfg.metrics.end_visits();
+        RuntimeThread::end_visits(&self.cfg.metrics);
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) fn thread_start(h: &Hooks) {
     let cfg = &h.cfg;
     replace_thread(None);
     cfg.enable_thread();
-    replace_thread(Some(cfg.metrics.start_thread()));
+    replace_thread(Some(RuntimeThread::start(&cfg.metrics)));
     if let Some(f) = &cfg.on_thread_start {
         f();
     }
@@ -132,7 +132,7 @@ fn ensure_started(cfg: &SliceConfig) {
             Some(t) => t.move_to(&cfg.metrics),
             None => {
                 cfg.enable_thread();
-                *t = Some(cfg.metrics.join_thread());
+                *t = Some(RuntimeThread::join(&cfg.metrics));
             }
         }
     });

@@ -27,7 +27,8 @@
 //! (a `tracing` warn, with the `tracing` feature, on by default) and the
 //! runtime runs on with guards that cost about nothing. Either way,
 //! [`SliceConfig::metrics`] shows each thread's state and counters, as
-//! totals and as [intervals](SliceMetrics::intervals).
+//! [cumulative](SliceMetrics::cumulative) and per
+//! [interval](SliceMetrics::intervals), as tokio-metrics does.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -42,7 +43,7 @@ pub use builder::BuilderExt;
 pub use config::SliceConfig;
 pub use hooks::current_section;
 pub use rseq_slice_core::diagnostics::EnableVia;
-pub use rseq_slice_core::runtime::{Interval, Intervals, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::runtime::{Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics};
 pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
 
 /// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.

@@ -46,9 +46,18 @@ fn the_one_liner_builds_and_every_thread_reports_its_state() {
     }
     // Guards are inert where the extension is off.
     if metrics.threads().iter().all(|t| t.state.is_ok()) {
-        assert!(metrics.total().requested >= 100, "{:?}", metrics.total());
+        assert!(
+            metrics.cumulative().stats.requested >= 100,
+            "{:?}",
+            metrics.cumulative().stats
+        );
     } else {
-        assert_eq!(metrics.total().requested, 0, "{:?}", metrics.total());
+        assert_eq!(
+            metrics.cumulative().stats.requested,
+            0,
+            "{:?}",
+            metrics.cumulative().stats
+        );
     }
 }
 
@@ -94,10 +103,13 @@ fn a_runtime_reports_to_metrics_given_to_the_config_and_its_intervals() {
     let first = intervals.next().unwrap();
     assert!(first.threads_started >= 4, "{first:?}");
     assert_eq!(first.threads_stopped, first.threads_started, "{first:?}");
-    assert_eq!((first.threads_alive, first.stats), (0, shared.total()));
+    assert_eq!(
+        (first.threads_alive, first.stats),
+        (0, shared.cumulative().stats)
+    );
     assert_eq!(
         intervals.next().unwrap(),
-        rseq_slice_tokio::Interval::default()
+        rseq_slice_tokio::RuntimeMetrics::default()
     );
 }
 

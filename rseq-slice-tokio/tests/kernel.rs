@@ -154,7 +154,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let k = KernelStats::read().unwrap().since(k0);
     stop.store(true, Ordering::Relaxed);
     noise.into_iter().for_each(|h| h.join().unwrap());
-    let total: SliceStats = metrics.total();
+    let total: SliceStats = metrics.cumulative().stats;
     let by_kind = kinds.0.lock().unwrap().clone();
     say(format_args!(
         "tokio grants [unstable={}, {mode:?}]: total {total:?}; events by kind {by_kind:?}; \
@@ -268,7 +268,7 @@ fn a_soak_of_a_million_polls_leaves_no_request_behind() {
         }
     });
     drop(rt);
-    let total = metrics.total();
+    let total = metrics.cumulative().stats;
     let n = |c: &Arc<AtomicUsize>| c.load(Ordering::Relaxed);
     say(format_args!(
         "tokio soak [unstable={}]: {} polls by 2000 tasks in {:?}: {total:?}; inside a section: \

@@ -1,4 +1,7 @@
-//! The interval view of a [`SliceMetrics`]: what changed between two samples.
+//! The runtime-wide view of a [`SliceMetrics`], as tokio-metrics gives it:
+//! one type, [`RuntimeMetrics`], for everything since the start
+//! ([`SliceMetrics::cumulative`]) and for each interval between two samples
+//! ([`SliceMetrics::intervals`]).
 
 use super::metrics::SliceMetrics;
 use crate::SliceStats;
@@ -11,19 +14,33 @@ pub(super) struct Totals {
     pub(super) stopped: u64,
 }
 
-/// What one interval of a [`SliceMetrics`] saw: made by [`Intervals`].
+/// What a runtime's threads did over a span: since the metrics were created
+/// ([`SliceMetrics::cumulative`]) or over one interval
+/// ([`SliceMetrics::intervals`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Interval {
-    /// The counters the threads published during the interval, summed
+pub struct RuntimeMetrics {
+    /// The counters the threads published during the span, summed
     /// (threads publish when they go idle and when they stop).
     pub stats: SliceStats,
-    /// Threads that joined during the interval.
+    /// Threads that joined during the span.
     pub threads_started: u64,
-    /// Threads that stopped during the interval.
+    /// Threads that stopped during the span.
     pub threads_stopped: u64,
-    /// Threads running at the end of the interval.
+    /// Threads running at the end of the span.
     pub threads_alive: u64,
+}
+
+impl RuntimeMetrics {
+    /// The span from `before` to `now`.
+    pub(super) fn between(before: Totals, now: Totals) -> RuntimeMetrics {
+        RuntimeMetrics {
+            stats: now.stats - before.stats,
+            threads_started: now.started.saturating_sub(before.started),
+            threads_stopped: now.stopped.saturating_sub(before.stopped),
+            threads_alive: now.started.saturating_sub(now.stopped),
+        }
+    }
 }
 
 /// An endless iterator over the intervals of a [`SliceMetrics`]: see
@@ -45,16 +62,11 @@ impl Intervals {
 }
 
 impl Iterator for Intervals {
-    type Item = Interval;
+    type Item = RuntimeMetrics;
 
-    fn next(&mut self) -> Option<Interval> {
+    fn next(&mut self) -> Option<RuntimeMetrics> {
         let now = self.metrics.inner.totals();
         let last = std::mem::replace(&mut self.last, now);
-        Some(Interval {
-            stats: now.stats - last.stats,
-            threads_started: now.started.saturating_sub(last.started),
-            threads_stopped: now.stopped.saturating_sub(last.stopped),
-            threads_alive: now.started.saturating_sub(now.stopped),
-        })
+        Some(RuntimeMetrics::between(last, now))
     }
 }

@@ -8,8 +8,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::intervals::{Intervals, Totals};
-use super::thread::RuntimeThread;
+use super::intervals::{Intervals, RuntimeMetrics, Totals};
 use crate::stats::SharedStats;
 use crate::{Registrar, SliceStats, Unavailable};
 
@@ -85,50 +84,16 @@ pub struct Retired {
 }
 
 impl SliceMetrics {
-    /// Register and enable the calling thread ([`crate::init`]) and add it
-    /// to these metrics, with scheduler sections on: for each thread the
-    /// runtime starts (from its thread-start hook). The thread's entry ends
-    /// when the returned handle drops.
-    ///
-    /// Where the extension is off the thread runs on with guards that cost
-    /// about nothing; [`RuntimeThread::state`] says why (and with `tracing`
-    /// it is logged once).
-    pub fn start_thread(&self) -> RuntimeThread {
-        RuntimeThread::new(&self.inner, true)
-    }
-
-    /// [`start_thread`](Self::start_thread) for a thread the runtime runs on
-    /// without starting it, such as the thread that drives a current-thread
-    /// runtime (call it from a hook that thread does run: park, unpark): a
-    /// *visit*, without sections. Such a thread runs code no hook brackets
-    /// (a current-thread runtime polls its `block_on` future between task
-    /// polls), which a section would cover. A thread that visited before
-    /// gets its entry of then back. The entry stops when the handle drops,
-    /// when it moves on ([`RuntimeThread::move_to`]), or at
-    /// [`end_visits`](Self::end_visits).
-    pub fn join_thread(&self) -> RuntimeThread {
-        RuntimeThread::new(&self.inner, false)
-    }
-
-    /// The runtime these metrics belong to has shut down: every thread that
-    /// was only visiting it (a caller of its `block_on`, another runtime's
-    /// thread) no longer runs it, and its entry is marked stopped. A thread
-    /// that runs it again (these metrics shared with another runtime) gets
-    /// the same entry back at its next [`RuntimeThread::move_to`].
-    pub fn end_visits(&self) {
-        self.inner.end_visits();
-    }
-
     /// An endless iterator whose every [`next`](Iterator::next) yields what
     /// was published here since the previous one (the first: since these
     /// metrics were created), as tokio-metrics' `RuntimeMonitor::intervals`
     /// does. Sample it at your own pace, e.g. once a second.
     ///
     /// ```
-    /// use rseq_slice_core::runtime::SliceMetrics;
+    /// use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
     /// let metrics = SliceMetrics::default();
     /// let mut intervals = metrics.intervals();
-    /// drop(metrics.start_thread());
+    /// drop(RuntimeThread::start(&metrics));
     /// let first = intervals.next().unwrap();
     /// assert_eq!((first.threads_started, first.threads_stopped), (1, 1));
     /// let second = intervals.next().unwrap();
@@ -161,9 +126,19 @@ impl SliceMetrics {
         self.inner.lock().retired
     }
 
-    /// The counters of every thread that ever reported here, summed.
-    pub fn total(&self) -> SliceStats {
-        self.inner.totals().stats
+    /// Everything published here since these metrics were created: the
+    /// same type as each of [`intervals`](Self::intervals), as
+    /// tokio-metrics' `TaskMonitor::cumulative` is.
+    ///
+    /// ```
+    /// use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
+    /// let metrics = SliceMetrics::default();
+    /// drop(RuntimeThread::start(&metrics));
+    /// let all = metrics.cumulative();
+    /// assert_eq!((all.threads_started, all.threads_alive), (1, 0));
+    /// ```
+    pub fn cumulative(&self) -> RuntimeMetrics {
+        RuntimeMetrics::between(Totals::default(), self.inner.totals())
     }
 }
 
@@ -253,7 +228,7 @@ impl Inner {
     }
 
     /// Mark every visitor's entry stopped.
-    fn end_visits(&self) {
+    pub(super) fn end_visits(&self) {
         let visitors: Vec<Arc<Slot>> = self
             .lock()
             .slots

@@ -1,11 +1,14 @@
 //! What every runtime adapter needs, written once: a per-thread metrics
-//! registry ([`SliceMetrics`], bounded: see [`RETAINED_STOPPED`]), its
-//! interval view ([`SliceMetrics::intervals`]), and a handle per runtime
+//! registry ([`SliceMetrics`], bounded: see [`RETAINED_STOPPED`]) that a
+//! service author reads like tokio-metrics' monitors (one
+//! [`RuntimeMetrics`] from [`cumulative`](SliceMetrics::cumulative) and from
+//! each of [`intervals`](SliceMetrics::intervals), and a [`ThreadMetrics`]
+//! per thread from [`threads`](SliceMetrics::threads)), and a handle per runtime
 //! thread ([`RuntimeThread`]) that holds the thread's entry in the registry
 //! and its *open section*: a guard that spans two scheduler hooks (opened in
 //! one, closed in the next) and reports its grant as a `tracing` event.
 //!
-//! An adapter calls [`SliceMetrics::start_thread`] on each of its runtime
+//! An adapter calls [`RuntimeThread::start`] on each of its runtime
 //! threads and keeps the handle until the thread stops: it calls
 //! [`open_section`](RuntimeThread::open_section) /
 //! [`close_section`](RuntimeThread::close_section) from its hooks and
@@ -14,11 +17,11 @@
 //! publishes the final counters and marks the thread stopped.
 //!
 //! ```
-//! use rseq_slice_core::runtime::SliceMetrics;
+//! use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
 //! let metrics = SliceMetrics::default();
 //! std::thread::scope(|s| {
 //!     s.spawn(|| {
-//!         let thread = metrics.start_thread(); // thread.state() is Err(reason) on an old kernel: fine
+//!         let thread = RuntimeThread::start(&metrics); // thread.state() is Err(reason) on an old kernel: fine
 //!         thread.open_section("scheduler");
 //!         thread.close_section();
 //!     }); // the handle drops here: published, stopped
@@ -44,6 +47,6 @@ mod metrics;
 mod thread;
 
 pub use crate::stats::SharedStats;
-pub use intervals::{Interval, Intervals};
+pub use intervals::{Intervals, RuntimeMetrics};
 pub use metrics::{RETAINED_STOPPED, Retired, SliceMetrics, ThreadMetrics};
 pub use thread::RuntimeThread;

@@ -14,8 +14,8 @@ use crate::{Registrar, SliceStats, Unavailable};
 /// The calling thread, as one of a runtime's threads: its entry in a
 /// [`SliceMetrics`] and the section it holds open across two hooks.
 ///
-/// Made by [`SliceMetrics::start_thread`] (a thread the runtime started: its
-/// *home* runtime, with sections) or [`SliceMetrics::join_thread`] (a thread
+/// Made by [`RuntimeThread::start`] (a thread the runtime started: its
+/// *home* runtime, with sections) or [`RuntimeThread::join`] (a thread
 /// the runtime runs on without starting it, such as the caller of a
 /// current-thread runtime's `block_on`: a *visit*, without sections). A
 /// thread that drives another runtime for a while (a blocking-pool thread
@@ -29,9 +29,9 @@ use crate::{Registrar, SliceStats, Unavailable};
 /// runtime's hooks are free functions.
 ///
 /// ```
-/// use rseq_slice_core::runtime::SliceMetrics;
+/// use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
 /// let metrics = SliceMetrics::default();
-/// let thread = metrics.start_thread();
+/// let thread = RuntimeThread::start(&metrics);
 /// thread.open_section("scheduler");
 /// assert_eq!(thread.section(), Some("scheduler"));
 /// thread.idle(); // closes it, publishes, checks for guards left open
@@ -137,7 +137,41 @@ fn thread_span(index: usize) -> tracing::span::EnteredSpan {
 }
 
 impl RuntimeThread {
-    pub(super) fn new(metrics: &Arc<Inner>, home: bool) -> RuntimeThread {
+    /// Register and enable the calling thread ([`crate::init`]) and add it
+    /// to `metrics`, with scheduler sections on: for each thread the
+    /// runtime starts (from its thread-start hook). The thread's entry ends
+    /// when the handle drops.
+    ///
+    /// Where the extension is off the thread runs on with guards that cost
+    /// about nothing; [`state`](Self::state) says why (and with `tracing`
+    /// it is logged once).
+    pub fn start(metrics: &SliceMetrics) -> RuntimeThread {
+        RuntimeThread::new(&metrics.inner, true)
+    }
+
+    /// [`start`](Self::start) for a thread the runtime runs on without
+    /// starting it, such as the thread that drives a current-thread runtime
+    /// (call it from a hook that thread does run: park, unpark): a *visit*,
+    /// without sections. Such a thread runs code no hook brackets (a
+    /// current-thread runtime polls its `block_on` future between task
+    /// polls), which a section would cover. A thread that visited before
+    /// gets its entry of then back. The entry stops when the handle drops,
+    /// when it moves on ([`move_to`](Self::move_to)), or at
+    /// [`end_visits`](Self::end_visits).
+    pub fn join(metrics: &SliceMetrics) -> RuntimeThread {
+        RuntimeThread::new(&metrics.inner, false)
+    }
+
+    /// The runtime `metrics` belong to has shut down: every thread that was
+    /// only visiting it (a caller of its `block_on`, another runtime's
+    /// thread) no longer runs it, and its entry is marked stopped. A thread
+    /// that runs it again (metrics shared with another runtime) gets the
+    /// same entry back at its next [`move_to`](Self::move_to).
+    pub fn end_visits(metrics: &SliceMetrics) {
+        metrics.inner.end_visits();
+    }
+
+    fn new(metrics: &Arc<Inner>, home: bool) -> RuntimeThread {
         let here = Entry::join(metrics, home);
         RuntimeThread {
             #[cfg(feature = "tracing")]
@@ -175,7 +209,7 @@ impl RuntimeThread {
     /// - `metrics` is the thread's home: a visit ends, and the home entry
     ///   counts again.
     /// - It is the runtime the thread visits already: nothing, unless that
-    ///   runtime ended the visit meanwhile ([`SliceMetrics::end_visits`]):
+    ///   runtime ended the visit meanwhile ([`end_visits`](Self::end_visits)):
     ///   it begins again in the same entry.
     /// - Another runtime: the open section closes (it belonged to the
     ///   runtime the thread leaves), a visit of a third runtime ends, the

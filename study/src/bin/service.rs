@@ -108,7 +108,7 @@ async fn metrics_handler(AxState(app): AxState<App>) -> String {
                 .first()
                 .map(|t| format!("{:?}", t.state))
                 .unwrap_or_default();
-            (m.total(), state)
+            (m.cumulative().stats, state)
         }
         None => (Default::default(), "off".into()),
     };
