@@ -14,44 +14,38 @@ fn float(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A rate in requests per second: from 0.001 to 10 million.
-pub fn rate(s: &str) -> Result<f64, String> {
+/// `s` as a number for which `ok` holds, or an error naming `range`.
+fn within(s: &str, ok: impl Fn(f64) -> bool, range: &str) -> Result<f64, String> {
     let x = float(s)?;
-    if (0.001..=1e7).contains(&x) {
+    if ok(x) {
         Ok(x)
     } else {
-        Err(format!("{x} is not in [0.001, 1e7] req/s"))
+        Err(format!("{x} is not in {range}"))
     }
+}
+
+/// A rate in requests per second: from 0.001 to 10 million.
+pub fn rate(s: &str) -> Result<f64, String> {
+    within(s, |x| (0.001..=1e7).contains(&x), "[0.001, 1e7] req/s")
 }
 
 /// A length of time in seconds: `> 0` and at most a week.
 pub fn secs(s: &str) -> Result<f64, String> {
-    let x = float(s)?;
-    if x > 0.0 && x <= 604_800.0 {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not in (0, 604800] s"))
-    }
+    within(s, |x| x > 0.0 && x <= 604_800.0, "(0, 604800] s")
 }
 
 /// A length of time in seconds that may be zero: `>= 0` and at most a week.
 pub fn secs0(s: &str) -> Result<f64, String> {
-    let x = float(s)?;
-    if (0.0..=604_800.0).contains(&x) {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not in [0, 604800] s"))
-    }
+    within(s, |x| (0.0..=604_800.0).contains(&x), "[0, 604800] s")
 }
 
 /// A load as a fraction of capacity: from 0.01 to 2.
 pub fn load(s: &str) -> Result<f64, String> {
-    let x = float(s)?;
-    if (0.01..=2.0).contains(&x) {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not in [0.01, 2] (a fraction of capacity)"))
-    }
+    within(
+        s,
+        |x| (0.01..=2.0).contains(&x),
+        "[0.01, 2] (a fraction of capacity)",
+    )
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl<R> WithSlice<R> {
         &self,
         try_lock: impl FnOnce() -> Option<G>,
         lock: impl FnOnce() -> G,
-    ) -> (G, bool) {
+    ) -> SliceHeld<G> {
         let (g, contended) = if self.contention.tracks() {
             match try_lock() {
                 Some(g) => (g, false),
@@ -88,7 +88,14 @@ impl<R> WithSlice<R> {
         } else {
             (lock(), false)
         };
-        (g, self.contention.acquired(contended))
+        SliceHeld::new(g, self.contention.acquired(contended))
+    }
+
+    /// A `try_lock` of any kind that got the lock (an uncontended
+    /// acquisition), requesting if the policy says so.
+    #[inline(always)]
+    fn try_acquire<G>(&self, got: Option<G>) -> Option<SliceHeld<G>> {
+        Some(SliceHeld::new(got?, self.contention.acquired(false)))
     }
 }
 
@@ -118,6 +125,17 @@ impl<G> SliceHeld<G> {
             inner,
             slice: request.then(SliceGuard::initialising),
         }
+    }
+}
+
+impl<G> SliceHeld<G> {
+    /// Unlock with `unlock` (given the inner guard state), then end the
+    /// section: the request stays set until the lock is free.
+    #[inline(always)]
+    fn release(self, unlock: impl FnOnce(G)) {
+        let SliceHeld { inner, slice } = self;
+        unlock(inner);
+        drop(slice);
     }
 }
 
@@ -156,22 +174,18 @@ unsafe impl<R: lock_api::RawMutex> lock_api::RawMutex for WithSlice<R> {
 
     #[inline]
     fn lock(&self) -> Self::Guard {
-        let (g, request) = self.acquire(|| self.inner.try_lock(), || self.inner.lock());
-        SliceHeld::new(g, request)
+        self.acquire(|| self.inner.try_lock(), || self.inner.lock())
     }
 
     #[inline]
     fn try_lock(&self) -> Option<Self::Guard> {
-        let g = self.inner.try_lock()?;
-        Some(SliceHeld::new(g, self.contention.acquired(false)))
+        self.try_acquire(self.inner.try_lock())
     }
 
     #[inline]
     unsafe fn unlock(&self, guard: Self::Guard) {
-        let SliceHeld { inner, slice } = guard;
-        // SAFETY: `inner` is the state of the acquisition our caller holds.
-        unsafe { self.inner.unlock(inner) };
-        drop(slice);
+        // SAFETY: `g` is the state of the acquisition our caller holds.
+        guard.release(|g| unsafe { self.inner.unlock(g) });
     }
 
     #[inline]
@@ -184,10 +198,8 @@ unsafe impl<R: lock_api::RawMutex> lock_api::RawMutex for WithSlice<R> {
 unsafe impl<R: lock_api::RawMutexFair> lock_api::RawMutexFair for WithSlice<R> {
     #[inline]
     unsafe fn unlock_fair(&self, guard: Self::Guard) {
-        let SliceHeld { inner, slice } = guard;
-        // SAFETY: `inner` is the state of the acquisition our caller holds.
-        unsafe { self.inner.unlock_fair(inner) };
-        drop(slice);
+        // SAFETY: `g` is the state of the acquisition our caller holds.
+        guard.release(|g| unsafe { self.inner.unlock_fair(g) });
     }
 
     /// `R`'s own bump (cheap when nobody waits). The section ends before it,
@@ -212,46 +224,37 @@ unsafe impl<R: lock_api::RawRwLock> lock_api::RawRwLock for WithSlice<R> {
 
     #[inline]
     fn lock_shared(&self) -> Self::SharedGuard {
-        let (g, request) =
-            self.acquire(|| self.inner.try_lock_shared(), || self.inner.lock_shared());
-        SliceHeld::new(g, request)
+        self.acquire(|| self.inner.try_lock_shared(), || self.inner.lock_shared())
     }
 
     #[inline]
     fn try_lock_shared(&self) -> Option<Self::SharedGuard> {
-        let g = self.inner.try_lock_shared()?;
-        Some(SliceHeld::new(g, self.contention.acquired(false)))
+        self.try_acquire(self.inner.try_lock_shared())
     }
 
     #[inline]
     unsafe fn unlock_shared(&self, guard: Self::SharedGuard) {
-        let SliceHeld { inner, slice } = guard;
-        // SAFETY: `inner` is the state of the shared acquisition our caller holds.
-        unsafe { self.inner.unlock_shared(inner) };
-        drop(slice);
+        // SAFETY: `g` is the state of the shared acquisition our caller holds.
+        guard.release(|g| unsafe { self.inner.unlock_shared(g) });
     }
 
     #[inline]
     fn lock_exclusive(&self) -> Self::ExclusiveGuard {
-        let (g, request) = self.acquire(
+        self.acquire(
             || self.inner.try_lock_exclusive(),
             || self.inner.lock_exclusive(),
-        );
-        SliceHeld::new(g, request)
+        )
     }
 
     #[inline]
     fn try_lock_exclusive(&self) -> Option<Self::ExclusiveGuard> {
-        let g = self.inner.try_lock_exclusive()?;
-        Some(SliceHeld::new(g, self.contention.acquired(false)))
+        self.try_acquire(self.inner.try_lock_exclusive())
     }
 
     #[inline]
     unsafe fn unlock_exclusive(&self, guard: Self::ExclusiveGuard) {
-        let SliceHeld { inner, slice } = guard;
-        // SAFETY: `inner` is the state of the exclusive acquisition our caller holds.
-        unsafe { self.inner.unlock_exclusive(inner) };
-        drop(slice);
+        // SAFETY: `g` is the state of the exclusive acquisition our caller holds.
+        guard.release(|g| unsafe { self.inner.unlock_exclusive(g) });
     }
 
     #[inline]

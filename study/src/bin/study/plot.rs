@@ -12,6 +12,19 @@ use rseq_slice_lab::plot::text_ok;
 use crate::plan::Config;
 use crate::stats::Summary;
 
+/// The variants' legend, at the top left of `chart`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)
+}
+
 /// The configurations and levels of `cells`, in first-seen order.
 fn axes(cells: &[Summary]) -> (Vec<&Config>, Vec<f64>) {
     let (mut cs, mut ls): (Vec<&Config>, Vec<f64>) = (Vec::new(), Vec::new());
@@ -142,13 +155,7 @@ pub(crate) fn latency(path: &Path, cells: &[Summary], title: &str) -> Result<()>
                     .map_err(e)?;
             }
             if text {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(e)?;
+                legend(&mut chart)?;
             }
         }
     }
@@ -260,13 +267,7 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
                 .map_err(e)?;
         }
         if text {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(e)?;
+            legend(&mut chart)?;
         }
     }
     root.present().map_err(e)?;
