@@ -11,7 +11,9 @@ use glommio::{
 };
 use rseq_slice_core::runtime::{RuntimeThread, SliceMetrics};
 
-use crate::config::{Hook, SliceConfig};
+use rseq_slice_core::runtime::Hook;
+
+use crate::config::SliceConfig;
 use crate::error::{StartError, check_memlock};
 
 /// Adds the slice extension to a glommio builder: [`LocalExecutorBuilder`]
@@ -153,13 +155,13 @@ impl ExecutorThread {
     fn start(cfg: &SliceConfig) -> ExecutorThread {
         // Err(reason): the executor runs on with near-free guards; with
         // `tracing` the reason is logged once.
-        let _ = rseq_slice_core::diagnostics::init_with(cfg.enable_via);
-        let thread = RuntimeThread::start(&cfg.metrics);
-        if let Some(f) = &cfg.on_thread_start {
+        let _ = rseq_slice_core::diagnostics::init_with(cfg.thread.enable_via);
+        let thread = RuntimeThread::start(&cfg.thread.metrics);
+        if let Some(f) = &cfg.thread.on_thread_start {
             f();
         }
         ExecutorThread {
-            on_stop: cfg.on_thread_stop.clone(),
+            on_stop: cfg.thread.on_thread_stop.clone(),
             thread,
         }
     }

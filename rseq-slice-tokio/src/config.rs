@@ -3,10 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rseq_slice_core::diagnostics::EnableVia;
-use rseq_slice_core::runtime::SliceMetrics;
-
-pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
+use rseq_slice_core::runtime::{Hook, ThreadConfig};
 
 /// A task hook (`tokio_unstable`): poll start and end, task termination.
 #[cfg(tokio_unstable)]
@@ -40,22 +37,17 @@ pub(crate) type TaskHook = Arc<dyn Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sy
 /// assert!(metrics.threads().len() >= 1);
 /// ```
 ///
-/// Shared with `rseq-slice-glommio`'s `SliceConfig`, under the same names:
-/// [`new`](SliceConfig::new), [`metrics`](SliceConfig::metrics),
-/// [`with_metrics`](SliceConfig::with_metrics),
-/// [`enable_via`](SliceConfig::enable_via),
-/// [`on_thread_start`](SliceConfig::on_thread_start) and
-/// [`on_thread_stop`](SliceConfig::on_thread_stop). Only tokio has park
+/// `new`, `metrics`, `with_metrics`, `enable_via`, `on_thread_start` and
+/// `on_thread_stop` are every adapter's
+/// ([`slice_config_methods!`](rseq_slice_core::runtime::slice_config_methods)).
+/// Only tokio has park
 /// and poll hooks, so only this one has the park and poll hooks and the
 /// section policies built on them.
 #[derive(Clone)]
 pub struct SliceConfig {
     pub(crate) scheduler_sections: bool,
     pub(crate) task_polls: bool,
-    pub(crate) metrics: SliceMetrics,
-    pub(crate) enable_via: EnableVia,
-    pub(crate) on_thread_start: Option<Hook>,
-    pub(crate) on_thread_stop: Option<Hook>,
+    pub(crate) thread: ThreadConfig,
     pub(crate) on_thread_park: Option<Hook>,
     pub(crate) on_thread_unpark: Option<Hook>,
     #[cfg(tokio_unstable)]
@@ -77,9 +69,7 @@ impl fmt::Debug for SliceConfig {
         let mut d = f.debug_struct("SliceConfig");
         d.field("scheduler_sections", &self.scheduler_sections)
             .field("task_polls", &self.task_polls)
-            .field("enable_via", &self.enable_via)
-            .field("on_thread_start", &self.on_thread_start.is_some())
-            .field("on_thread_stop", &self.on_thread_stop.is_some())
+            .field("thread", &self.thread)
             .field("on_thread_park", &self.on_thread_park.is_some())
             .field("on_thread_unpark", &self.on_thread_unpark.is_some());
         #[cfg(tokio_unstable)]
@@ -98,10 +88,7 @@ impl SliceConfig {
             // (docs/study.md).
             scheduler_sections: false,
             task_polls: false,
-            metrics: SliceMetrics::default(),
-            enable_via: EnableVia::default(),
-            on_thread_start: None,
-            on_thread_stop: None,
+            thread: ThreadConfig::default(),
             on_thread_park: None,
             on_thread_unpark: None,
             #[cfg(tokio_unstable)]
@@ -142,42 +129,17 @@ impl SliceConfig {
         self
     }
 
-    /// The runtime's per-thread metrics (a handle; clone it freely).
-    pub fn metrics(&self) -> SliceMetrics {
-        self.metrics.clone()
-    }
-
-    /// Record into `metrics` (e.g. one registry shared by several runtimes).
-    pub fn with_metrics(mut self, metrics: SliceMetrics) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// How each thread turns the extension on where this crate registers
-    /// its rseq area ([`rseq_slice_core::diagnostics::init_with`]); the default is one
-    /// system call at registration.
-    pub fn enable_via(mut self, via: EnableVia) -> Self {
-        self.enable_via = via;
-        self
+    rseq_slice_core::runtime::slice_config_methods! {
+        thread;
+        on_thread_start:;
+        on_thread_stop:
+        ///
+        /// tokio: after the adapter closes the thread's section.
     }
 
     /// Register and enable the calling thread as configured (idempotent).
     pub(crate) fn enable_thread(&self) {
-        let _ = rseq_slice_core::diagnostics::init_with(self.enable_via);
-    }
-
-    /// Your `on_thread_start` hook, run after the adapter registers the thread.
-    pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
-        self.on_thread_start = Some(Arc::new(f));
-        self
-    }
-
-    /// Your `on_thread_stop` hook, run after the adapter closes its section
-    /// and before it publishes the thread's final counters (which it does
-    /// even if your hook panics).
-    pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
-        self.on_thread_stop = Some(Arc::new(f));
-        self
+        let _ = rseq_slice_core::diagnostics::init_with(self.thread.enable_via);
     }
 
     /// Your `on_thread_park` hook, run after the adapter closes its section.

@@ -33,7 +33,7 @@ impl Hooks {
 
 impl Drop for Hooks {
     fn drop(&mut self) {
-        RuntimeThread::end_visits(&self.cfg.metrics);
+        RuntimeThread::end_visits(&self.cfg.thread.metrics);
     }
 }
 
@@ -91,8 +91,8 @@ pub(crate) fn thread_start(h: &Hooks) {
     let cfg = &h.cfg;
     replace_thread(None);
     cfg.enable_thread();
-    replace_thread(Some(RuntimeThread::start(&cfg.metrics)));
-    if let Some(f) = &cfg.on_thread_start {
+    replace_thread(Some(RuntimeThread::start(&cfg.thread.metrics)));
+    if let Some(f) = &cfg.thread.on_thread_start {
         f();
     }
 }
@@ -113,7 +113,7 @@ pub(crate) fn thread_stop(h: &Hooks) {
     // A panicking user hook must not leave the thread `alive` with its last
     // counters unpublished.
     let _stop = Stop;
-    if let Some(f) = &cfg.on_thread_stop {
+    if let Some(f) = &cfg.thread.on_thread_stop {
         f();
     }
 }
@@ -129,10 +129,10 @@ fn ensure_started(cfg: &SliceConfig) {
             return;
         };
         match t.as_mut() {
-            Some(t) => t.move_to(&cfg.metrics),
+            Some(t) => t.move_to(&cfg.thread.metrics),
             None => {
                 cfg.enable_thread();
-                *t = Some(RuntimeThread::join(&cfg.metrics));
+                *t = Some(RuntimeThread::join(&cfg.thread.metrics));
             }
         }
     });

@@ -67,7 +67,7 @@ pub struct ThreadMetrics {
     /// Guards still alive on the thread when it last went idle (parked, or
     /// between polls of the executor's main future). Anything but 0 is a
     /// guard held across `.await` or leaked: see
-    /// [`RuntimeThread::idle`].
+    /// [`RuntimeThread::idle`](super::RuntimeThread::idle).
     pub open_guards: u32,
     /// Whether the thread is still running.
     pub alive: bool,

@@ -42,11 +42,15 @@
 //! drops, never from inside a guard. Without a subscriber that wants them
 //! they cost tracing's level check.
 
+mod config;
 mod intervals;
 mod metrics;
 mod thread;
 
+#[doc(inline)]
+pub use crate::__slice_config_methods as slice_config_methods;
 pub use crate::stats::SharedStats;
+pub use config::{Hook, ThreadConfig};
 pub use intervals::{Intervals, RuntimeMetrics};
 pub use metrics::{RETAINED_STOPPED, Retired, SliceMetrics, ThreadMetrics};
 pub use thread::RuntimeThread;
