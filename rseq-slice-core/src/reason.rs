@@ -11,9 +11,11 @@ use core::fmt;
 pub struct Errno(i32);
 
 impl Errno {
-    pub(crate) fn from_rustix(e: rustix::io::Errno) -> Errno {
-        Errno(e.raw_os_error())
-    }
+    pub(crate) const BUSY: Errno = Errno(libc::EBUSY);
+    pub(crate) const FAULT: Errno = Errno(libc::EFAULT);
+    pub(crate) const INVAL: Errno = Errno(libc::EINVAL);
+    pub(crate) const NOMEM: Errno = Errno(libc::ENOMEM);
+    pub(crate) const NOSYS: Errno = Errno(libc::ENOSYS);
 
     /// The error `raw` (`libc::ENOSYS`, …).
     pub const fn from_raw(raw: i32) -> Errno {

@@ -8,13 +8,12 @@ use core::ffi::CStr;
 use core::ptr;
 use std::sync::OnceLock;
 
-use rustix::io::Errno;
-
+use crate::Errno;
 use crate::abi::{self, Rseq};
 
 fn result(ret: libc::c_long) -> Result<libc::c_long, Errno> {
     if ret < 0 {
-        Err(Errno::from_raw_os_error(
+        Err(Errno::from_raw(
             std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
         ))
     } else {
@@ -177,7 +176,7 @@ pub(crate) fn slice_yield() -> bool {
 pub(crate) fn slice_yield_allowed() -> Result<(), Errno> {
     match crate::arch::rseq_slice_yield() {
         r if r >= 0 => Ok(()),
-        r => Err(Errno::from_raw_os_error(-r as i32)),
+        r => Err(Errno::from_raw(-r as i32)),
     }
 }
 

@@ -5,7 +5,7 @@ use core::cell::RefCell;
 use core::ptr::NonNull;
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 
-use rustix::io::Errno;
+use crate::Errno;
 
 use super::EnableVia;
 use super::report::{AreaFlags, flags_of};
@@ -78,10 +78,8 @@ pub(super) fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailab
     kernel_support()?;
     super::copies::sole_copy()?;
     // Per thread: a seccomp filter may be a thread's own.
-    sys::slice_yield_allowed()
-        .map_err(|e| Unavailable::YieldBlocked(crate::Errno::from_rustix(e)))?;
-    let registered = sys::rseq_is_registered()
-        .map_err(|e| Unavailable::RseqUnavailable(crate::Errno::from_rustix(e)))?;
+    sys::slice_yield_allowed().map_err(Unavailable::YieldBlocked)?;
+    let registered = sys::rseq_is_registered().map_err(Unavailable::RseqUnavailable)?;
     if registered {
         adopt_libc()
     } else {
@@ -136,8 +134,7 @@ fn register_own(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
         EnableVia::Prctl => 0,
     };
     // Every early return below drops `area`: unregistered and freed.
-    let area = Area::register(flags)
-        .map_err(|e| Unavailable::RegistrationFailed(crate::Errno::from_rustix(e)))?;
+    let area = Area::register(flags).map_err(Unavailable::RegistrationFailed)?;
     let f = flags_of(area.ptr.as_ptr());
     if !f.available() {
         return Err(Unavailable::LegacyOnly);
@@ -157,7 +154,7 @@ fn enable_unless(f: AreaFlags) -> Result<(), Unavailable> {
     if f.enabled() {
         return Ok(());
     }
-    sys::slice_ext_set(true).map_err(|e| Unavailable::EnableFailed(crate::Errno::from_rustix(e)))
+    sys::slice_ext_set(true).map_err(Unavailable::EnableFailed)
 }
 
 pub(super) fn registered_by() -> Registrar {

@@ -85,7 +85,7 @@ pub fn state() -> Result<Registrar, Unavailable> {
 pub fn disable() -> Result<(), Error> {
     state()?;
     outside_section()?;
-    sys::slice_ext_set(false).map_err(|e| Error::Prctl(crate::Errno::from_rustix(e)))?;
+    sys::slice_ext_set(false).map_err(Error::Prctl)?;
     LOCAL.with(|l| l.set(None, State::Off(Unavailable::Disabled)));
     Ok(())
 }
@@ -102,7 +102,7 @@ pub fn enable() -> Result<(), Error> {
     if area.is_null() {
         return Err(Unavailable::ThreadExiting.into());
     }
-    sys::slice_ext_set(true).map_err(|e| Error::Prctl(crate::Errno::from_rustix(e)))?;
+    sys::slice_ext_set(true).map_err(Error::Prctl)?;
     LOCAL.with(|l| l.set(Some(ctrl_of(area)), State::On(registrar)));
     Ok(())
 }

@@ -60,7 +60,7 @@ impl ThreadReport {
             feature_size,
             align,
             libc: LibcRseq::get(),
-            registered: sys::rseq_is_registered().map_err(crate::Errno::from_rustix),
+            registered: sys::rseq_is_registered(),
             // While the state is On the area is registered (the crate's
             // drops it only after switching the state to ThreadExiting).
             flags: state
@@ -68,7 +68,7 @@ impl ThreadReport {
                 .map(area_of)
                 .filter(|a| !a.is_null())
                 .map(flags_of),
-            prctl_enabled: sys::slice_ext_get().map_err(crate::Errno::from_rustix),
+            prctl_enabled: sys::slice_ext_get(),
             state,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use rustix::io::Errno;
+use crate::Errno;
 
 use crate::abi;
 use crate::reason::Unavailable;
@@ -21,8 +21,8 @@ pub fn kernel_support() -> Result<(), Unavailable> {
             Ok(_) if disabled_on_cmdline() => Err(Unavailable::DisabledAtBoot),
             Ok(_) => Ok(()),
             Err(Errno::INVAL | Errno::NOSYS) => Err(Unavailable::KernelTooOld { feature_size }),
-            Err(e) if e.raw_os_error() == abi::ENOTSUPP => Err(Unavailable::NotBuiltIn),
-            Err(e) => Err(Unavailable::EnableFailed(crate::Errno::from_rustix(e))),
+            Err(e) if e.raw() == abi::ENOTSUPP => Err(Unavailable::NotBuiltIn),
+            Err(e) => Err(Unavailable::EnableFailed(e)),
         }
     })
 }
