@@ -29,50 +29,21 @@
 //! (less than 512 KiB of `RLIMIT_MEMLOCK`, ...), the builder returns a
 //! [`StartError`].
 //!
-//! # What is covered, and what is not
+//! # What is covered
 //!
-//! glommio 0.9 has no thread-start, park or task-poll hooks. The adapter:
-//! - uses the future generator (run on the executor thread, inside its first
-//!   task poll) as the thread-start hook, and the drop of the executor's main
-//!   future (or of a [`SliceExecutor`]) as the thread-stop hook (your
-//!   [`SliceConfig::on_thread_start`] and [`SliceConfig::on_thread_stop`]
-//!   run there);
-//! - at the end of each poll of the main future (no other task runs then),
-//!   publishes the counters, reports grants and checks for guards left open
-//!   ([`RuntimeThread::idle`](rseq_slice_core::runtime::RuntimeThread::idle)),
-//!   since there is no park hook; and publishes at the end.
-//!
-//! None of glommio's own short cross-thread sections can be wrapped from
-//! outside it without also wrapping unbounded user work:
-//! - task allocation read-locks the process-wide reactor-state `RwLock` (to
-//!   find the executor's sleep notifier), but `spawn_local` then polls the
-//!   new task right away, inside the same call: a guard around `spawn_local`
-//!   would cover the task's whole first poll;
-//! - foreign wakers (a crossbeam channel, then an `eventfd` write: a system
-//!   call, which would end a grant anyway) and the `spawn_blocking` result
-//!   mutex, both inside glommio, with no hook;
-//! - the `shared_channel` SPSC ring: its push/pop are in `try_send` / `recv`,
-//!   which you can wrap yourself: `slice_critical(async { tx.try_send(v) })`.
-//!   A push that finds the peer asleep writes its eventfd (a system call: the
-//!   grant, if any, ends there; allowed);
-//! - the scheduler's own work between task-queue runs. The only per-run hook
-//!   is `StallDetectionHandler::threshold`, called as a task-queue run
-//!   *starts*; nothing is called when a run ends. A section opened there
-//!   would span the whole run, every task poll in it, up to the preempt timer
-//!   (100 ms by default), against a 5–50 µs grant; and installing the handler
-//!   takes over `detect_stalls`, adds a timer thread per executor and a
-//!   `SIGUSR1` handler for the process. So task-queue boundaries cannot carry
-//!   the scheduler-section policy, and the adapter leaves stall detection to
-//!   you.
-//!
-//! Tracing (the `tracing` feature) is the core's, shared with the tokio adapter
-//! ([`rseq_slice_core::runtime`]): each executor thread enters a
-//! `rseq_slice_thread` span (field `index`), a thread where the extension is
-//! off logs why once (`WARN`), and so does one found with a guard left open;
-//! grants are reported as `TRACE` events with target `rseq_slice` and fields
-//! `grants` and `yielded` at each main-future poll and at the end (never from
-//! inside a guard, which may run in a signal handler). There are no
-//! scheduler sections, so no per-kind events.
+//! Your [`slice_critical`] and [`critical`] sections inside tasks. glommio
+//! 0.9 has no thread-start, park or task-poll hooks, so the adapter
+//! registers each executor thread in the future generator (your
+//! [`SliceConfig::on_thread_start`] runs there), publishes the counters,
+//! reports grants and checks for guards left open at the end of each poll
+//! of the main future, and finishes at its drop
+//! ([`SliceConfig::on_thread_stop`]). None of glommio's own short sections
+//! (the reactor-state lock, foreign wakers, task-queue boundaries) can be
+//! wrapped from outside it without wrapping unbounded user work too, so
+//! there are no scheduler sections: the workspace's `docs/glommio.md` goes
+//! through them one by one. With the `tracing` feature, each executor
+//! thread has a `rseq_slice_thread` span and logs why once where the
+//! extension is off ([`rseq_slice_core::runtime`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
