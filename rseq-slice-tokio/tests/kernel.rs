@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
+use rustix::thread::{CpuSet, sched_setaffinity};
 
 fn say(args: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "{args}");
@@ -34,12 +35,10 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .map(|cpu| {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                // SAFETY: a zeroed cpu_set_t with one CPU set.
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-                }
+                let mut set = CpuSet::new();
+                set.set(cpu);
+                // Noise that cannot be pinned still runs, on any CPU.
+                let _ = sched_setaffinity(None, &set);
                 while !stop.load(Ordering::Relaxed) {
                     spin(Duration::from_micros(2));
                     std::thread::sleep(Duration::from_micros(50));
