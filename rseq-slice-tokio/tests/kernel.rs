@@ -7,11 +7,11 @@ mod common;
 use rseq_slice_testkit as core_common;
 
 use common::two_workers;
-use core_common::kernel_mode;
+use core_common::{Recorded, Recorder, kernel_mode};
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::diagnostics::KernelStats;
@@ -48,63 +48,23 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .collect()
 }
 
-/// Counts grants by section kind: one per adapter event (`kind`), and the
-/// `grants` of the core's reports (`any guard`).
-#[derive(Default)]
-struct Kinds(Mutex<HashMap<String, u64>>);
-
-#[derive(Default)]
-struct KindVisitor {
-    kind: Option<String>,
-    yielded: bool,
-    grants: u64,
-}
-impl tracing::field::Visit for KindVisitor {
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        if f.name() == "kind" {
-            self.kind = Some(v.to_string());
+/// Grants by section kind among `records`: one per adapter event (`kind`),
+/// and the `grants` of the core's reports (`any guard`).
+fn by_kind(records: &[Recorded]) -> HashMap<String, u64> {
+    let mut k = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.span.is_none() && r.target == "rseq_slice")
+    {
+        match r.field("kind") {
+            Some(kind) if r.field("yielded").is_some() => *k.entry(kind.into()).or_default() += 1,
+            _ => {
+                let grants = r.field("grants").and_then(|g| g.parse::<u64>().ok());
+                *k.entry("any guard".into()).or_default() += grants.unwrap_or(0)
+            }
         }
     }
-    fn record_bool(&mut self, f: &tracing::field::Field, _: bool) {
-        self.yielded |= f.name() == "yielded";
-    }
-    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-        if f.name() == "grants" {
-            self.grants = v;
-        }
-    }
-    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl tracing::Subscriber for &'static Kinds {
-    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
-        m.target() == "rseq_slice"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, e: &tracing::Event<'_>) {
-        let mut v = KindVisitor::default();
-        e.record(&mut v);
-        let mut k = self.0.lock().unwrap();
-        match v.kind {
-            Some(kind) if v.yielded => *k.entry(kind).or_default() += 1,
-            _ => *k.entry("any guard".into()).or_default() += v.grants,
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-fn kinds() -> &'static Kinds {
-    static K: OnceLock<&'static Kinds> = OnceLock::new();
-    K.get_or_init(|| {
-        let k: &'static Kinds = Box::leak(Box::default());
-        let _ = tracing::subscriber::set_global_default(k);
-        k
-    })
+    k
 }
 
 /// Four tasks running 2 µs `slice_critical` sections for `d`, yielding
@@ -131,8 +91,8 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let Some(mode) = kernel_mode("workers_get_grants_that_match_the_kernel_stats") else {
         return;
     };
-    let kinds = kinds();
-    kinds.0.lock().unwrap().clear();
+    let rec = Recorder::global();
+    let start = rec.recorded().len();
     let stop = Arc::new(AtomicBool::new(false));
     let noise = noise(stop.clone());
     let k0 = KernelStats::read().expect("debugfs rseq/stats");
@@ -154,7 +114,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     stop.store(true, Ordering::Relaxed);
     noise.into_iter().for_each(|h| h.join().unwrap());
     let total: SliceStats = metrics.total();
-    let by_kind = kinds.0.lock().unwrap().clone();
+    let by_kind = by_kind(&rec.recorded()[start..]);
     say(format_args!(
         "tokio grants [unstable={}, {mode:?}]: total {total:?}; events by kind {by_kind:?}; \
          kernel sgrant {} syield {} srevok {} sexpir {}",
