@@ -37,6 +37,10 @@ impl TestBin {
         matches!(
             self.name(),
             "kernel"
+                | "registration"
+                | "grants"
+                | "libc_area"
+                | "soak"
                 | "locks_kernel"
                 | "tracing"
                 | "grant_events"
@@ -94,7 +98,7 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         "rseq-slice-tokio",
         "--no-run",
     ]))?);
-    // The core's kernel tests once more, as a static glibc binary: libc's
+    // The core's kernel tests once more, as static glibc binaries: libc's
     // `__rseq_*` come from the link there, not from `dlsym`.
     let (mut static_cargo, triple) = crate::build::static_cargo();
     let static_bins = test_binaries(static_cargo.args([
@@ -102,7 +106,11 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         "-p",
         "rseq-slice-core",
         "--test",
-        "kernel",
+        "registration",
+        "--test",
+        "grants",
+        "--test",
+        "libc_area",
         "--no-run",
         "--target",
         &triple,

@@ -1,33 +1,25 @@
-//! The adapter on the real kernel (`cargo xtask test` runs this in the
-//! guest, built with and without `--cfg tokio_unstable`). On a kernel without
-//! the feature the grant assertions skip, saying why; the soak and the
-//! build/shutdown loop run everywhere.
+//! Grants to the adapter's threads on the real kernel: workers' grants
+//! match the kernel's counters and the `tracing` events by section kind; a
+//! current-thread runtime's driving thread and the README example's
+//! `block_on` thread get grants too.
+//!
+//! `cargo xtask test` runs this in the guest, built with and without
+//! `--cfg tokio_unstable`; on a kernel without the feature every test skips,
+//! saying why.
 
 mod common;
 use rseq_slice_testkit as core_common;
 
 use common::two_workers;
-use core_common::{Recorded, Recorder, kernel_mode};
+use core_common::{Recorded, Recorder, kernel_mode, say, spin};
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
 use rustix::thread::{CpuSet, sched_setaffinity};
-
-fn say(args: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr(), "{args}");
-}
-
-fn spin(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
 
 /// Same-CPU noise on every CPU: 2 µs busy, 50 µs asleep (the kernel's slice_test).
 fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
@@ -165,115 +157,6 @@ fn workers_get_grants_that_match_the_kernel_stats() {
             total.granted > sched,
             "no grant in a slice_critical section: {by_kind:?}"
         );
-    }
-}
-
-/// Whether the calling thread is inside a section: the adapter's open
-/// section, or `request` set in its rseq area.
-fn in_section() -> bool {
-    let request =
-        rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|(request, _)| request != 0);
-    rseq_slice_tokio::current_section().is_some() || request
-}
-
-#[test]
-fn a_soak_of_a_million_polls_leaves_no_request_behind() {
-    let stopped_dirty = Arc::new(AtomicUsize::new(0));
-    let d = stopped_dirty.clone();
-    let cfg = SliceConfig::new()
-        .scheduler_sections(true)
-        .on_thread_stop(move || {
-            if rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|ctrl| ctrl != (0, 0)) {
-                d.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    let metrics = cfg.metrics();
-    // Checked where no section may be open: at the start of every task poll
-    // (outside `slice_critical`), and inside `spawn_blocking` closures right
-    // after a `block_in_place` (whose thread leaves for the blocking pool).
-    let [polls, in_poll, blocking, in_blocking]: [Arc<AtomicUsize>; 4] = Default::default();
-    let rt = two_workers(cfg);
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..2000)
-            .map(|i| {
-                let (polls, in_poll) = (polls.clone(), in_poll.clone());
-                let (blocking, in_blocking) = (blocking.clone(), in_blocking.clone());
-                tokio::spawn(async move {
-                    for j in 0..500u32 {
-                        if in_section() {
-                            in_poll.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if (i + j) % 100 == 0 {
-                            tokio::time::sleep(Duration::from_micros(200)).await;
-                        } else if j % 10 == 0 {
-                            slice_critical(async { std::hint::black_box(j) }).await;
-                        } else if i % 20 == 0 && j % 100 == 55 {
-                            tokio::task::block_in_place(|| std::hint::black_box(j));
-                            tokio::task::yield_now().await;
-                            if tokio::task::spawn_blocking(in_section).await.unwrap() {
-                                in_blocking.fetch_add(1, Ordering::Relaxed);
-                            }
-                            blocking.fetch_add(1, Ordering::Relaxed);
-                        }
-                        tokio::task::yield_now().await;
-                        polls.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    drop(rt);
-    let total = metrics.total();
-    let n = |c: &Arc<AtomicUsize>| c.load(Ordering::Relaxed);
-    say(format_args!(
-        "tokio soak [unstable={}]: {} polls by 2000 tasks in {:?}: {total:?}; inside a section: \
-         {} poll starts, {} of {} spawn_blocking closures after block_in_place",
-        cfg!(tokio_unstable),
-        n(&polls),
-        t.elapsed(),
-        n(&in_poll),
-        n(&in_blocking),
-        n(&blocking)
-    ));
-    assert!(n(&polls) >= 1_000_000);
-    assert_eq!(n(&blocking), 500);
-    assert_eq!(n(&in_poll), 0, "task polls started inside a section");
-    assert_eq!(
-        n(&in_blocking),
-        0,
-        "spawn_blocking closures ran inside a section"
-    );
-    assert_eq!(
-        n(&stopped_dirty),
-        0,
-        "a thread stopped with request or granted set"
-    );
-    assert!(metrics.threads().iter().all(|t| !t.alive));
-}
-
-#[test]
-fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
-    // The area every thread must use, where the extension is on.
-    let expected = kernel_mode("runtimes_built_and_shut_down_repeatedly (state check)")
-        .and_then(|m| m.registrar().ok());
-    for _ in 0..30 {
-        let cfg = SliceConfig::new();
-        let metrics = cfg.metrics();
-        let rt = two_workers(cfg);
-        rt.block_on(async { tokio::spawn(slice_critical(async {})).await.unwrap() });
-        drop(rt);
-        let threads = metrics.threads();
-        assert!(
-            threads.len() >= 2 && threads.iter().all(|t| !t.alive),
-            "{threads:?}"
-        );
-        if let Some(r) = expected {
-            assert!(threads.iter().all(|t| t.state == Ok(r)), "{threads:?}");
-        }
     }
 }
 
