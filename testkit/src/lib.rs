@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rseq_slice_core::diagnostics::LibcRseq;
 use rseq_slice_core::diagnostics::kernel_support;
 use rseq_slice_core::{Registrar, Unavailable};
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 
 /// Which rseq area the thread's guards use on a kernel with the feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,31 +150,18 @@ pub fn sections(n: u64) -> u64 {
 
 /// Pin the calling thread to `cpu`.
 pub fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for cpu < 1024.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
-            0
-        );
-    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(None, &set).expect("sched_setaffinity");
 }
 
 /// The highest CPU this process may run on (slice_test avoids CPU 0).
 pub fn last_cpu() -> usize {
-    // SAFETY: sched_getaffinity fills the zeroed set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        assert_eq!(
-            libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set),
-            0
-        );
-        (0..libc::CPU_SETSIZE as usize)
-            .rev()
-            .find(|&c| libc::CPU_ISSET(c, &set))
-            .unwrap_or(0)
-    }
+    let set = sched_getaffinity(None).expect("sched_getaffinity");
+    (0..CpuSet::MAX_CPU)
+        .rev()
+        .find(|&c| set.is_set(c))
+        .unwrap_or(0)
 }
 
 /// Busy-wait for `d` (clock_gettime is a vDSO call: no system call).

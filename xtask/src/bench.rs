@@ -40,14 +40,14 @@ impl Bench {
     /// The bare guard, and the guard inside glommio tasks.
     pub(crate) const GUARD: Bench = Bench {
         benches: &[
-            ("rseq-slice-core", "guard"),
-            ("rseq-slice-glommio", "guard"),
+            ("rseq-slice-core", "guard_overhead"),
+            ("rseq-slice-glommio", "guard_overhead"),
         ],
         unstable: false,
     };
     /// The tokio adapter's policies against a plain runtime.
     pub(crate) const TOKIO: Bench = Bench {
-        benches: &[("rseq-slice-tokio", "sections")],
+        benches: &[("rseq-slice-tokio", "section_overhead")],
         unstable: true,
     };
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::build::{build_bench, build_locks};
+use crate::build::{build_bench, build_lock_holder_preemption};
 use crate::guest;
 use crate::{BootArgs, NO_LIBC_RSEQ, Result, workspace_root};
 
@@ -41,11 +41,11 @@ pub(crate) struct Args {
     /// Only compare two finished runs' locks.csv, as `--repro` does (no boot).
     #[arg(long, num_args = 2, value_names = ["A_CSV", "B_CSV"], conflicts_with = "repro")]
     compare: Option<Vec<std::path::PathBuf>>,
-    /// Also run the criterion bench `locks` (uncontended overhead) in the guest.
+    /// Also run the criterion bench `lock_overhead` (uncontended) in the guest.
     #[arg(long)]
     criterion: bool,
-    /// More arguments for the `locks` binary (e.g. `--threads 1,8 --kinds spin`);
-    /// they come last and override these.
+    /// More arguments for the `lock_holder_preemption` binary (e.g.
+    /// `--threads 1,8 --kinds spin`); they come last and override these.
     #[arg(last = true)]
     extra: Vec<String>,
 }
@@ -58,7 +58,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     if let Some([a, b]) = args.compare.as_deref() {
         return compare(a, b);
     }
-    let exe = build_locks()?;
+    let exe = build_lock_holder_preemption()?;
     let vcpus = args.boot.cpus.map_or(args.vcpus.clone(), |c| vec![c]);
     let slices = args
         .boot
@@ -75,7 +75,7 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
         eprintln!("xtask: the host kernel has the feature: native run first");
         ok &= Command::new(&exe)
             .arg(format!("--out={}", out.join("host").display()))
-            .args(locks_args(args, 0))
+            .args(preemption_args(args, 0))
             .env("GLIBC_TUNABLES", "glibc.pthread.rseq=0")
             .status()?
             .success();
@@ -102,8 +102,8 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
     Ok(ok)
 }
 
-/// The `locks` arguments for `cpus` vCPUs (0: this host's).
-fn locks_args(args: &Args, cpus: u32) -> Vec<String> {
+/// The `lock_holder_preemption` arguments for `cpus` vCPUs (0: this host's).
+fn preemption_args(args: &Args, cpus: u32) -> Vec<String> {
     let n = if cpus == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
     } else {
@@ -131,7 +131,7 @@ fn locks_args(args: &Args, cpus: u32) -> Vec<String> {
 
 fn boot_once(args: &Args, exe: &Path, cpus: u32, slice: u32, dir: &Path) -> Result<bool> {
     std::fs::create_dir_all(dir)?;
-    let quoted: Vec<String> = locks_args(args, cpus)
+    let quoted: Vec<String> = preemption_args(args, cpus)
         .iter()
         .map(|a| guest::sh_quote(a))
         .collect();
@@ -143,12 +143,12 @@ fn boot_once(args: &Args, exe: &Path, cpus: u32, slice: u32, dir: &Path) -> Resu
         dir = b.path(dir)?,
     );
     if args.criterion {
-        let bench = build_bench("locks")?;
+        let bench = build_bench("lock_overhead")?;
         // criterion writes under its target directory: a fresh one in the
         // guest's /tmp (the shared root is read-only).
         script += &format!(
             "CARGO_TARGET_DIR=\"$(mktemp -d)\"\nexport CARGO_TARGET_DIR\n\
-             echo '== guest, criterion locks ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
+             echo '== guest, criterion lock_overhead ({NO_LIBC_RSEQ}: feature on)'; env {NO_LIBC_RSEQ} {b} --bench\n",
             b = b.path(&bench)?
         );
     }

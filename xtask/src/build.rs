@@ -2,11 +2,12 @@
 
 use super::*;
 
-pub(crate) fn build_locks() -> Result<PathBuf> {
-    build_benches_bin("locks")
+pub(crate) fn build_lock_holder_preemption() -> Result<PathBuf> {
+    build_benches_bin("lock_holder_preemption")
 }
 
-/// A release binary of `benches/` (`locks`, `fidelity`), built for the guest.
+/// A release binary of `benches/` (`lock_holder_preemption`, `fidelity`),
+/// built for the guest.
 pub(crate) fn build_benches_bin(name: &str) -> Result<PathBuf> {
     one(artifacts(
         cargo().args([

@@ -3,13 +3,13 @@
 //! - `cargo xtask test`: host tests, then the guest suite on a kernel with
 //!   the slice extension in three boots: the feature on (the crate's area,
 //!   glibc 2.36's legacy one), off at boot, and glibc 2.41's area adopted
-//!   (a Debian trixie root). The host part also smoke-runs the `locks`
-//!   benchmark binary and the study (`suite`).
+//!   (a Debian trixie root). The host part also smoke-runs the
+//!   `lock_holder_preemption` benchmark binary and the study (`suite`).
 //! - `cargo xtask probe`: the probe example on the host and in the guest.
-//! - `cargo xtask bench-guard`: the guard overhead benches (bare, and inside
-//!   glommio tasks), host and guest.
+//! - `cargo xtask bench-guard`: the guard overhead benches (`guard_overhead`:
+//!   bare, and inside glommio tasks), host and guest.
 //! - `cargo xtask bench-tokio`: what the tokio adapter's policies cost a
-//!   busy runtime, host and guest.
+//!   busy runtime (`section_overhead`), host and guest.
 //! - `cargo xtask bench-locks`: the lock-holder-preemption benchmark at 1,
 //!   2 and 4 vCPUs and `slice_ext_nsec` 5 and 50 µs (and natively where the
 //!   host kernel has the feature); `--repro` checks two boots agree.
@@ -59,10 +59,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Host tests and a smoke run of the locks benchmark, then the guest
-    /// suite: four boots (the feature on: the crate's area and glibc 2.36's
-    /// legacy one; the feature off at boot; glibc 2.41's area, adopted; the
-    /// fidelity checks' short form on one vCPU).
+    /// Host tests and a smoke run of the lock-holder-preemption benchmark,
+    /// then the guest suite: four boots (the feature on: the crate's area and
+    /// glibc 2.36's legacy one; the feature off at boot; glibc 2.41's area,
+    /// adopted; the fidelity checks' short form on one vCPU).
     Test {
         /// Only the host tests.
         #[arg(long, conflicts_with = "guest_only")]
@@ -97,10 +97,10 @@ enum Cmd {
         #[command(flatten)]
         place: Place,
     },
-    /// The lock-holder-preemption benchmark (`benches/`, binary `locks`):
-    /// one virtual-time guest boot per vCPU count and `slice_ext_nsec`, and
-    /// natively when the host kernel has the feature. Writes
-    /// out/locks/guest/cpus{N}-slice{NS}/locks.{csv,png}.
+    /// The lock-holder-preemption benchmark (`benches/`, binary
+    /// `lock_holder_preemption`): one virtual-time guest boot per vCPU count
+    /// and `slice_ext_nsec`, and natively when the host kernel has the
+    /// feature. Writes out/locks/guest/cpus{N}-slice{NS}/locks.{csv,png}.
     BenchLocks(bench_locks::Args),
     /// The platform's fidelity checks (known answers from Linux on
     /// hardware) in one guest boot per vCPU count and repeat; writes

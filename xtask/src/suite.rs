@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the host tests, then the guest suite's passes.
 
 use super::*;
-use crate::build::build_locks;
+use crate::build::build_lock_holder_preemption;
 
 /// One boot of the guest suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,6 +37,10 @@ impl TestBin {
         matches!(
             self.name(),
             "kernel"
+                | "registration"
+                | "grants"
+                | "libc_area"
+                | "soak"
                 | "locks_kernel"
                 | "tracing"
                 | "grant_events"
@@ -94,7 +98,7 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         "rseq-slice-tokio",
         "--no-run",
     ]))?);
-    // The core's kernel tests once more, as a static glibc binary: libc's
+    // The core's kernel tests once more, as static glibc binaries: libc's
     // `__rseq_*` come from the link there, not from `dlsym`.
     let (mut static_cargo, triple) = crate::build::static_cargo();
     let static_bins = test_binaries(static_cargo.args([
@@ -102,7 +106,11 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         "-p",
         "rseq-slice-core",
         "--test",
-        "kernel",
+        "registration",
+        "--test",
+        "grants",
+        "--test",
+        "libc_area",
         "--no-run",
         "--target",
         &triple,
@@ -219,7 +227,7 @@ pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass])
             .args(["test", "--workspace", "--all-features"])
             .status()?
             .success();
-        ok &= locks_smoke()?;
+        ok &= preemption_smoke()?;
         ok &= check_aarch64()?;
         eprintln!("xtask: latency study smoke run on the host");
         let smoke = crate::study::study(boot, false, true, &[], None)?;
@@ -276,13 +284,14 @@ pub(crate) fn check_aarch64() -> Result<bool> {
         .success())
 }
 
-/// A short run of the `locks` benchmark on the host (fallback there): a
-/// fraction of a second a cell, outputs to a temporary directory.
-pub(crate) fn locks_smoke() -> Result<bool> {
-    eprintln!("xtask: smoke run of the locks benchmark (host)");
-    let exe = build_locks()?;
+/// A short run of the `lock_holder_preemption` benchmark on the host
+/// (fallback there): a fraction of a second a cell, outputs to a temporary
+/// directory.
+pub(crate) fn preemption_smoke() -> Result<bool> {
+    eprintln!("xtask: smoke run of the lock-holder-preemption benchmark (host)");
+    let exe = build_lock_holder_preemption()?;
     let tmp = tempfile::Builder::new()
-        .prefix("rseq-slice-locks-smoke-")
+        .prefix("rseq-slice-preemption-smoke-")
         .tempdir()?;
     let dir = tmp.path().join("out");
     let ok = Command::new(&exe)
@@ -301,7 +310,7 @@ pub(crate) fn locks_smoke() -> Result<bool> {
         .all(|f| std::fs::metadata(dir.join(f)).is_ok_and(|m| m.len() > 0));
     drop(tmp);
     if !files {
-        eprintln!("xtask: the locks smoke run wrote no CSV/PNG");
+        eprintln!("xtask: the lock-holder-preemption smoke run wrote no CSV/PNG");
     }
     Ok(ok && files)
 }

@@ -130,7 +130,7 @@ impl std::fmt::Display for Variant {
 
 fn main() {
     if let Err(e) = run(Cli::parse()) {
-        eprintln!("locks: error: {e}");
+        eprintln!("lock_holder_preemption: error: {e}");
         std::process::exit(1);
     }
 }
@@ -143,8 +143,8 @@ fn run(cli: Cli) -> Result<()> {
     let on = rseq_slice_core::init();
     if cli.probe {
         match on {
-            Ok(r) => println!("locks: extension on ({r:?})"),
-            Err(why) => println!("locks: extension OFF: {why}"),
+            Ok(r) => println!("lock_holder_preemption: extension on ({r:?})"),
+            Err(why) => println!("lock_holder_preemption: extension OFF: {why}"),
         }
         std::process::exit(if on.is_ok() { 0 } else { 3 });
     }
@@ -157,12 +157,12 @@ fn run(cli: Cli) -> Result<()> {
     std::fs::create_dir_all(&cli.out)?;
     let conditions = Conditions::detect();
     let clock = Clock::calibrate();
-    println!("locks: conditions: {conditions}");
+    println!("lock_holder_preemption: conditions: {conditions}");
     if let Some(w) = conditions.warning() {
-        eprintln!("locks: {w}");
+        eprintln!("lock_holder_preemption: {w}");
     }
     println!(
-        "locks: TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
+        "lock_holder_preemption: TSC {:.1} ticks/µs; section {} ns, outside {} ns, cell {} ms x {} repeats; adaptive window {}",
         clock.ticks_per_us, cli.section_ns, cli.outside_ns, cli.cell_ms, cli.repeats, cli.window
     );
     let mut plan = Vec::new();
@@ -204,6 +204,10 @@ fn run(cli: Cli) -> Result<()> {
     print_table(&rows, &cli, &conditions);
     let png = cli.out.join("locks.png");
     plot::plot(&png, &rows, &cli.kinds, &conditions)?;
-    println!("locks: wrote {} and {}", csv.display(), png.display());
+    println!(
+        "lock_holder_preemption: wrote {} and {}",
+        csv.display(),
+        png.display()
+    );
     Ok(())
 }

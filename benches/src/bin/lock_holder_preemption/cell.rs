@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rseq_slice_core::SliceStats;
 use rseq_slice_core::diagnostics::KernelStats;
+use rustix::thread::{CpuSet, sched_setaffinity};
 
 use crate::lock::Lock;
 use crate::{Cli, Kind, Result, Variant};
@@ -202,19 +203,10 @@ pub(crate) fn run_cell(
 }
 
 pub(crate) fn pin_to(cpu: usize) -> Result<()> {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET is bounds-checked
-    // by the caller's choice below CPU_SETSIZE.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if cpu >= libc::CPU_SETSIZE as usize {
-            return Err(format!("CPU {cpu} out of range").into());
-        }
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(format!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error()).into())
+    if cpu >= CpuSet::MAX_CPU {
+        return Err(format!("CPU {cpu} out of range").into());
     }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    sched_setaffinity(None, &set).map_err(|e| format!("pinning to CPU {cpu}: {e}").into())
 }

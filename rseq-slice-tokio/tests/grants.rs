@@ -1,32 +1,25 @@
-//! The adapter on the real kernel (`cargo xtask test` runs this in the
-//! guest, built with and without `--cfg tokio_unstable`). On a kernel without
-//! the feature the grant assertions skip, saying why; the soak and the
-//! build/shutdown loop run everywhere.
+//! Grants to the adapter's threads on the real kernel: workers' grants
+//! match the kernel's counters and the `tracing` events by section kind; a
+//! current-thread runtime's driving thread and the README example's
+//! `block_on` thread get grants too.
+//!
+//! `cargo xtask test` runs this in the guest, built with and without
+//! `--cfg tokio_unstable`; on a kernel without the feature every test skips,
+//! saying why.
 
 mod common;
 use rseq_slice_testkit as core_common;
 
 use common::two_workers;
-use core_common::kernel_mode;
+use core_common::{Recorded, Recorder, kernel_mode, say, spin};
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rseq_slice_core::diagnostics::KernelStats;
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceStats, slice_critical};
-
-fn say(args: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr(), "{args}");
-}
-
-fn spin(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+use rustix::thread::{CpuSet, sched_setaffinity};
 
 /// Same-CPU noise on every CPU: 2 µs busy, 50 µs asleep (the kernel's slice_test).
 fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
@@ -34,12 +27,10 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .map(|cpu| {
             let stop = stop.clone();
             std::thread::spawn(move || {
-                // SAFETY: a zeroed cpu_set_t with one CPU set.
-                unsafe {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_SET(cpu, &mut set);
-                    libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
-                }
+                let mut set = CpuSet::new();
+                set.set(cpu);
+                // Noise that cannot be pinned still runs, on any CPU.
+                let _ = sched_setaffinity(None, &set);
                 while !stop.load(Ordering::Relaxed) {
                     spin(Duration::from_micros(2));
                     std::thread::sleep(Duration::from_micros(50));
@@ -49,63 +40,23 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .collect()
 }
 
-/// Counts grants by section kind: one per adapter event (`kind`), and the
-/// `grants` of the core's reports (`any guard`).
-#[derive(Default)]
-struct Kinds(Mutex<HashMap<String, u64>>);
-
-#[derive(Default)]
-struct KindVisitor {
-    kind: Option<String>,
-    yielded: bool,
-    grants: u64,
-}
-impl tracing::field::Visit for KindVisitor {
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        if f.name() == "kind" {
-            self.kind = Some(v.to_string());
+/// Grants by section kind among `records`: one per adapter event (`kind`),
+/// and the `grants` of the core's reports (`any guard`).
+fn by_kind(records: &[Recorded]) -> HashMap<String, u64> {
+    let mut k = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.span.is_none() && r.target == "rseq_slice")
+    {
+        match r.field("kind") {
+            Some(kind) if r.field("yielded").is_some() => *k.entry(kind.into()).or_default() += 1,
+            _ => {
+                let grants = r.field("grants").and_then(|g| g.parse::<u64>().ok());
+                *k.entry("any guard".into()).or_default() += grants.unwrap_or(0)
+            }
         }
     }
-    fn record_bool(&mut self, f: &tracing::field::Field, _: bool) {
-        self.yielded |= f.name() == "yielded";
-    }
-    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-        if f.name() == "grants" {
-            self.grants = v;
-        }
-    }
-    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
-}
-
-impl tracing::Subscriber for &'static Kinds {
-    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
-        m.target() == "rseq_slice"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, e: &tracing::Event<'_>) {
-        let mut v = KindVisitor::default();
-        e.record(&mut v);
-        let mut k = self.0.lock().unwrap();
-        match v.kind {
-            Some(kind) if v.yielded => *k.entry(kind).or_default() += 1,
-            _ => *k.entry("any guard".into()).or_default() += v.grants,
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-fn kinds() -> &'static Kinds {
-    static K: OnceLock<&'static Kinds> = OnceLock::new();
-    K.get_or_init(|| {
-        let k: &'static Kinds = Box::leak(Box::default());
-        let _ = tracing::subscriber::set_global_default(k);
-        k
-    })
+    k
 }
 
 /// Four tasks running 2 µs `slice_critical` sections for `d`, yielding
@@ -132,8 +83,8 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     let Some(mode) = kernel_mode("workers_get_grants_that_match_the_kernel_stats") else {
         return;
     };
-    let kinds = kinds();
-    kinds.0.lock().unwrap().clear();
+    let rec = Recorder::global();
+    let start = rec.recorded().len();
     let stop = Arc::new(AtomicBool::new(false));
     let noise = noise(stop.clone());
     let k0 = KernelStats::read().expect("debugfs rseq/stats");
@@ -155,7 +106,7 @@ fn workers_get_grants_that_match_the_kernel_stats() {
     stop.store(true, Ordering::Relaxed);
     noise.into_iter().for_each(|h| h.join().unwrap());
     let total: SliceStats = metrics.cumulative().stats;
-    let by_kind = kinds.0.lock().unwrap().clone();
+    let by_kind = by_kind(&rec.recorded()[start..]);
     say(format_args!(
         "tokio grants [unstable={}, {mode:?}]: total {total:?}; events by kind {by_kind:?}; \
          kernel sgrant {} syield {} srevok {} sexpir {}",
@@ -206,115 +157,6 @@ fn workers_get_grants_that_match_the_kernel_stats() {
             total.granted > sched,
             "no grant in a slice_critical section: {by_kind:?}"
         );
-    }
-}
-
-/// Whether the calling thread is inside a section: the adapter's open
-/// section, or `request` set in its rseq area.
-fn in_section() -> bool {
-    let request =
-        rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|(request, _)| request != 0);
-    rseq_slice_tokio::current_section().is_some() || request
-}
-
-#[test]
-fn a_soak_of_a_million_polls_leaves_no_request_behind() {
-    let stopped_dirty = Arc::new(AtomicUsize::new(0));
-    let d = stopped_dirty.clone();
-    let cfg = SliceConfig::new()
-        .scheduler_sections(true)
-        .on_thread_stop(move || {
-            if rseq_slice_core::diagnostics::slice_ctrl().is_some_and(|ctrl| ctrl != (0, 0)) {
-                d.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    let metrics = cfg.metrics();
-    // Checked where no section may be open: at the start of every task poll
-    // (outside `slice_critical`), and inside `spawn_blocking` closures right
-    // after a `block_in_place` (whose thread leaves for the blocking pool).
-    let [polls, in_poll, blocking, in_blocking]: [Arc<AtomicUsize>; 4] = Default::default();
-    let rt = two_workers(cfg);
-    let t = Instant::now();
-    rt.block_on(async {
-        let tasks: Vec<_> = (0..2000)
-            .map(|i| {
-                let (polls, in_poll) = (polls.clone(), in_poll.clone());
-                let (blocking, in_blocking) = (blocking.clone(), in_blocking.clone());
-                tokio::spawn(async move {
-                    for j in 0..500u32 {
-                        if in_section() {
-                            in_poll.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if (i + j) % 100 == 0 {
-                            tokio::time::sleep(Duration::from_micros(200)).await;
-                        } else if j % 10 == 0 {
-                            slice_critical(async { std::hint::black_box(j) }).await;
-                        } else if i % 20 == 0 && j % 100 == 55 {
-                            tokio::task::block_in_place(|| std::hint::black_box(j));
-                            tokio::task::yield_now().await;
-                            if tokio::task::spawn_blocking(in_section).await.unwrap() {
-                                in_blocking.fetch_add(1, Ordering::Relaxed);
-                            }
-                            blocking.fetch_add(1, Ordering::Relaxed);
-                        }
-                        tokio::task::yield_now().await;
-                        polls.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
-    drop(rt);
-    let total = metrics.cumulative().stats;
-    let n = |c: &Arc<AtomicUsize>| c.load(Ordering::Relaxed);
-    say(format_args!(
-        "tokio soak [unstable={}]: {} polls by 2000 tasks in {:?}: {total:?}; inside a section: \
-         {} poll starts, {} of {} spawn_blocking closures after block_in_place",
-        cfg!(tokio_unstable),
-        n(&polls),
-        t.elapsed(),
-        n(&in_poll),
-        n(&in_blocking),
-        n(&blocking)
-    ));
-    assert!(n(&polls) >= 1_000_000);
-    assert_eq!(n(&blocking), 500);
-    assert_eq!(n(&in_poll), 0, "task polls started inside a section");
-    assert_eq!(
-        n(&in_blocking),
-        0,
-        "spawn_blocking closures ran inside a section"
-    );
-    assert_eq!(
-        n(&stopped_dirty),
-        0,
-        "a thread stopped with request or granted set"
-    );
-    assert!(metrics.threads().iter().all(|t| !t.alive));
-}
-
-#[test]
-fn runtimes_built_and_shut_down_repeatedly_leave_no_thread_behind() {
-    // The area every thread must use, where the extension is on.
-    let expected = kernel_mode("runtimes_built_and_shut_down_repeatedly (state check)")
-        .and_then(|m| m.registrar().ok());
-    for _ in 0..30 {
-        let cfg = SliceConfig::new();
-        let metrics = cfg.metrics();
-        let rt = two_workers(cfg);
-        rt.block_on(async { tokio::spawn(slice_critical(async {})).await.unwrap() });
-        drop(rt);
-        let threads = metrics.threads();
-        assert!(
-            threads.len() >= 2 && threads.iter().all(|t| !t.alive),
-            "{threads:?}"
-        );
-        if let Some(r) = expected {
-            assert!(threads.iter().all(|t| t.state == Ok(r)), "{threads:?}");
-        }
     }
 }
 

@@ -243,6 +243,6 @@ fn plot(all: &BTreeMap<Key, Reps>, configs: &BTreeSet<(u32, u32)>, out: &Path) -
         }
     }
     root.present()?;
-    println!("locks: wrote {}", out.display());
+    println!("lock_holder_preemption: wrote {}", out.display());
     Ok(())
 }
