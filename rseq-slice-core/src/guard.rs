@@ -11,6 +11,9 @@ use crate::local::LOCAL;
 /// between, calls `rseq_slice_yield()` to give the CPU back at once. Inner
 /// guards only count. Where the extension is off a guard is inert: one
 /// thread-local load and a predictable branch, nothing written or counted.
+/// An outermost guard that finds another copy of this crate's section open
+/// on the thread (its request or grant in `slice_ctrl`) is inert too, and
+/// counted in [`SliceStats::foreign`](crate::SliceStats::foreign).
 ///
 /// Keep the section short (a grant lasts 5 µs by default, 50 µs at most) and
 /// free of system calls: any system call inside a grant ends it.

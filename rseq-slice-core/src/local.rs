@@ -77,6 +77,14 @@ impl Local {
     /// `depth` never wraps: with `u32::MAX` sections open (leaked guards),
     /// a further one is inert. Wrapping to 0 would let the next guard set
     /// `request` while the kernel may hold a grant for the open section.
+    ///
+    /// An outermost section that finds `request` or `granted` already set
+    /// stays inert and counts it in `foreign`: another copy of this crate in
+    /// the process (a second shared library, sharing libc's area) has a
+    /// section open on this thread, and only that copy may clear its
+    /// request or yield its grant. This copy's own bytes are always clear at
+    /// depth 0: its outermost exit clears `request`, and a grant ends in the
+    /// exit's yield or the kernel's revocation, both of which clear the word.
     #[inline(always)]
     #[must_use]
     pub(crate) fn enter(&self) -> bool {
@@ -85,6 +93,15 @@ impl Local {
             return false;
         }
         let d = self.depth.get();
+        // SAFETY: a non-null `ctrl` points at this thread's registered
+        // `slice_ctrl`, alive until `set(None, ..)` clears it, and 4-byte
+        // aligned (offset 28 of an area aligned to at least 32): `request`
+        // and `granted` are read as one `u16`, volatile as the kernel writes
+        // them.
+        if d == 0 && unsafe { ptr::read_volatile(req.cast::<u16>()) } != 0 {
+            Cells::bump(&self.counts.foreign);
+            return false;
+        }
         let Some(up) = d.checked_add(1) else {
             return false;
         };
@@ -226,8 +243,9 @@ impl Local {
 
 #[cfg(test)]
 mod tests {
-    //! The protocol on a `Local` of the test's own, pointed at a buffer that
-    //! stands in for `slice_ctrl` (the thread's real area is not touched).
+    //! The protocol on a `Local` of the test's own, pointed at a 4-byte
+    //! aligned buffer that stands in for `slice_ctrl` (the thread's real area
+    //! is not touched).
     //! A "grant" is the test writing `granted`; the guard's yield then meets
     //! no grant (ENOSYS without the feature, 0 with it): counted as revoked.
 
@@ -242,8 +260,8 @@ mod tests {
 
     #[test]
     fn depth_saturates_instead_of_wrapping() {
-        let mut ctrl = [0u8; 4];
-        let l = on(ctrl.as_mut_ptr());
+        let mut word = [0u32; 1];
+        let l = on(word.as_mut_ptr().cast());
         assert!(l.enter());
         // As if u32::MAX - 2 guards had been leaked inside this one.
         l.depth.set(u32::MAX - 1);
@@ -253,6 +271,53 @@ mod tests {
         assert!(!l.enter(), "a guard past u32::MAX must be inert");
         assert_eq!(l.depth(), u32::MAX);
         assert_eq!(l.stats().requested, 1);
+    }
+
+    /// Another copy's open section (its `request`, or the kernel's grant for
+    /// it) makes an outermost section inert: it neither clears the other's
+    /// request nor yields its grant, and it is counted.
+    #[test]
+    fn another_copys_section_is_left_alone() {
+        for (request, granted) in [(1u8, 0u8), (0, 1)] {
+            // A u32 buffer: `slice_ctrl` is 4-byte aligned in a real area.
+            let mut word = [0u32; 1];
+            let ctrl = word.as_mut_ptr().cast::<u8>();
+            // SAFETY: `ctrl` points at the 4 bytes of `word`, alive here.
+            unsafe { (ctrl.write(request), ctrl.add(1).write(granted)) };
+            let l = on(ctrl);
+            assert!(!l.enter(), "entered over another copy's section");
+            assert_eq!(l.depth(), 0);
+            // SAFETY: as above.
+            let after = unsafe { (ctrl.read(), ctrl.add(1).read()) };
+            assert_eq!(after, (request, granted), "the other copy's bytes changed");
+            let s = l.stats();
+            assert_eq!((s.foreign, s.requested), (1, 0));
+            // The other copy's section ends: this copy's next one is armed.
+            // SAFETY: as above.
+            unsafe { (ctrl.write(0), ctrl.add(1).write(0)) };
+            assert!(l.enter());
+            // SAFETY: as above.
+            assert_eq!(unsafe { ctrl.read() }, 1);
+            l.exit();
+            assert_eq!(l.stats().requested, 1);
+        }
+    }
+
+    /// Nested inside this copy's own section, another copy's bytes are not
+    /// looked at: only the outermost section checks.
+    #[test]
+    fn only_the_outermost_section_checks() {
+        let mut word = [0u32; 1];
+        let ctrl = word.as_mut_ptr().cast::<u8>();
+        let l = on(ctrl);
+        assert!(l.enter());
+        assert!(
+            l.enter(),
+            "a nested section saw its own outer request as foreign"
+        );
+        l.exit();
+        l.exit();
+        assert_eq!((l.stats().foreign, l.depth()), (0, 0));
     }
 
     #[cfg(feature = "tracing")]
@@ -290,8 +355,8 @@ mod tests {
 
         let (events, grants) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let _sub = tracing::subscriber::set_default(Grants(events.clone(), grants.clone()));
-        let mut ctrl = [0u8; 4];
-        let p = ctrl.as_mut_ptr();
+        let mut word = [0u32; 1];
+        let p = word.as_mut_ptr().cast::<u8>();
         let l = on(p);
         for _ in 0..3 {
             assert!(l.enter());

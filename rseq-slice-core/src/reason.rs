@@ -73,12 +73,11 @@ pub enum Unavailable {
         /// libc's `__rseq_size` (20 or 32).
         size: u32,
     },
-    /// Something other than libc and this crate registered rseq on this thread.
+    /// Something other than libc and this copy of the crate registered rseq
+    /// on this thread: another library, or another copy of this crate in the
+    /// process (a second shared library built with its own) that registered
+    /// its own area.
     ForeignRegistration,
-    /// Another copy of this crate in the same process (another shared
-    /// library built with its own) initialised first and owns the threads'
-    /// rseq areas; two copies would clear each other's requests.
-    SecondCopy,
     /// The `rseq` system call is missing (ENOSYS) or refused (EPERM or
     /// another error from a seccomp filter or an LSM).
     RseqUnavailable(Errno),
@@ -127,13 +126,9 @@ impl fmt::Display for Unavailable {
                  registers its own area, or use glibc 2.41 or later"
             ),
             Unavailable::ForeignRegistration => f.write_str(
-                "another library registered rseq on this thread and libc does not describe it: \
-                 rseq-slice leaves foreign registrations alone",
-            ),
-            Unavailable::SecondCopy => f.write_str(
-                "another copy of rseq-slice-core in this process (a second shared library \
-                 built with its own copy) initialised first: two copies would clear each \
-                 other's requests, so this one stays off; link the libraries against one copy",
+                "another library (or another copy of rseq-slice-core in this process) registered \
+                 rseq on this thread and libc does not describe it: rseq-slice leaves foreign \
+                 registrations alone",
             ),
             Unavailable::RseqUnavailable(e) if e.raw() == libc::ENOSYS => write!(
                 f,

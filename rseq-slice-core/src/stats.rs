@@ -120,6 +120,11 @@ counters! {
     /// sections still open when a thread's own area goes (a guard in a later
     /// thread-local destructor), which count in neither.
     cleared,
+    /// Outermost sections that found another copy's section open on the
+    /// thread (`request` or `granted` already set in `slice_ctrl`: a second
+    /// copy of this crate in the process shares libc's area) and stayed
+    /// inert, leaving that section's request and grant alone.
+    foreign,
 }
 
 impl Cells {

@@ -1,7 +1,11 @@
 //! Typed wrappers for the system calls and libc symbols the crate uses.
 //!
-//! Every `unsafe` block that talks to the kernel or to libc lives in this file
-//! (the guard's two volatile accesses live beside it in `local.rs`).
+//! The system calls and libc symbols go through libc here. The rest of the
+//! crate's `unsafe` sits at the same edge, one concern a file: `arch/` (the
+//! exit's one-instruction clear, the thread pointer, the raw
+//! `rseq_slice_yield()`), `local.rs` (the guard's accesses to `slice_ctrl`),
+//! `registration/` (the crate's own area: its allocation, and reads of a
+//! registered area) and `lock/` (the raw locks' `unsafe` trait methods).
 
 #[cfg(not(all(target_env = "gnu", target_feature = "crt-static")))]
 use core::ffi::CStr;
@@ -32,19 +36,6 @@ pub(crate) fn auxv_feature_size_align() -> (u32, u32) {
         )
     };
     (size as u32, align as u32)
-}
-
-/// The kernel's 16 random bytes for this process (`getauxval(AT_RANDOM)`),
-/// the same for every copy of this crate in it; 0 where absent.
-pub(crate) fn at_random() -> u128 {
-    // SAFETY: getauxval reads the process's auxiliary vector.
-    let p = unsafe { libc::getauxval(libc::AT_RANDOM) } as *const [u8; 16];
-    if p.is_null() {
-        return 0;
-    }
-    // SAFETY: a non-zero AT_RANDOM points at 16 bytes the kernel placed on
-    // the initial stack, readable for the process's life; no alignment.
-    u128::from_ne_bytes(unsafe { p.read_unaligned() })
 }
 
 /// `rseq(area, len, flags, RSEQ_SIG)`: register `area` for the calling thread.

@@ -1,31 +1,47 @@
 //! Two shared libraries, each with its own copy of the crate, in one
-//! process: the first copy to initialise owns the threads' rseq areas, every
-//! other one (this test binary's own included) reports `SecondCopy`, and a
-//! guard of the second copy nested in the first's section leaves its request
-//! alone.
+//! process, beside the test binary's own copy: no copy ever touches a
+//! section of another, without any file descriptor, name or system call of
+//! their own to find each other.
+//!
+//! - With the crate's own area (glibc's registration off), the first copy to
+//!   initialise a thread registers its area; every other copy finds the
+//!   thread registered by someone libc does not describe and reports
+//!   `ForeignRegistration`: one copy is on.
+//! - With glibc ≥ 2.41's area, every copy adopts it and is on; an outermost
+//!   section of one that finds another's request or grant in `slice_ctrl`
+//!   stays inert and counts it (`SliceStats::foreign`).
 //!
 //! The library is `testkit/second-copy` (`cargo xtask test` builds it),
 //! loaded under two file names so that the loader keeps two copies.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use rseq_slice_core::Unavailable;
-use rseq_slice_testkit::{kernel_mode, say};
+use rseq_slice_core::{Registrar, Unavailable};
+use rseq_slice_testkit::{Mode, kernel_mode, on_thread, say};
 
 const LIB: &str = "librseq_slice_second_copy.so";
 
 /// The built library: beside the test binary's `deps/` directory.
-fn library() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let lib = exe.parent()?.parent()?.join(LIB);
-    lib.is_file().then_some(lib)
+fn library() -> PathBuf {
+    let lib = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join(LIB)));
+    match lib {
+        Some(lib) if lib.is_file() => lib,
+        _ => panic!(
+            "{LIB} is not built beside the test binary: `cargo build -p rseq-slice-second-copy` \
+             (cargo xtask test does)"
+        ),
+    }
 }
 
 struct Copy {
     init: extern "C" fn() -> i32,
     section: extern "C" fn(extern "C" fn()) -> i32,
     requested: extern "C" fn() -> u64,
+    foreign: extern "C" fn() -> u64,
 }
 
 /// Load `lib` under the name `as_name` (a fresh file, so a copy of its own).
@@ -41,7 +57,8 @@ fn load(lib: &Path, as_name: &Path) -> Copy {
         assert!(!p.is_null(), "{name:?} missing");
         p
     };
-    // SAFETY: the library defines these three with exactly these types.
+    type Count = extern "C" fn() -> u64;
+    // SAFETY: the library defines these four with exactly these types.
     unsafe {
         Copy {
             init: std::mem::transmute::<*mut libc::c_void, extern "C" fn() -> i32>(sym(
@@ -50,66 +67,174 @@ fn load(lib: &Path, as_name: &Path) -> Copy {
             section: std::mem::transmute::<*mut libc::c_void, extern "C" fn(extern "C" fn()) -> i32>(
                 sym(c"copy_section"),
             ),
-            requested: std::mem::transmute::<*mut libc::c_void, extern "C" fn() -> u64>(sym(
-                c"copy_requested",
-            )),
+            requested: std::mem::transmute::<*mut libc::c_void, Count>(sym(c"copy_requested")),
+            foreign: std::mem::transmute::<*mut libc::c_void, Count>(sym(c"copy_foreign")),
         }
     }
 }
 
-static SECOND: std::sync::OnceLock<Copy> = std::sync::OnceLock::new();
+/// The two copies, loaded once per process.
+fn copies() -> &'static (Copy, Copy) {
+    static COPIES: OnceLock<(Copy, Copy)> = OnceLock::new();
+    COPIES.get_or_init(|| {
+        let lib = library();
+        let dir = std::env::temp_dir().join(format!("rseq-slice-copies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let pair = (
+            load(&lib, &dir.join("copy-a.so")),
+            load(&lib, &dir.join("copy-b.so")),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        pair
+    })
+}
 
 extern "C" fn nothing() {}
 
-/// A section of the second copy, nested in the first's.
-extern "C" fn second_section() {
-    if let Some(b) = SECOND.get() {
-        (b.section)(nothing);
+extern "C" fn section_of_a() {
+    (copies().0.section)(nothing);
+}
+
+extern "C" fn section_of_b() {
+    (copies().1.section)(nothing);
+}
+
+/// What `copy_init` answers in `mode` for the first copy to initialise a
+/// thread and for a later one.
+fn expected_init(mode: Mode) -> (i32, i32) {
+    match mode {
+        Mode::Crate => (0, 1),
+        Mode::LibcV2 => (0, 0),
+        Mode::LibcLegacy => (2, 2),
     }
+}
+
+/// Each copy's section with the other's nested in it; the checks that
+/// failed (none: the copies left each other alone).
+fn nest_both_ways(a_on: bool, b_on: bool) -> Vec<String> {
+    let (a, b) = copies();
+    let mut failed = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            failed.push(what);
+        }
+    };
+    for (outer, inner, outer_on, inner_on, name) in [
+        (a, section_of_b as extern "C" fn(), a_on, b_on, "A around B"),
+        (b, section_of_a as extern "C" fn(), b_on, a_on, "B around A"),
+    ] {
+        let other = if std::ptr::eq(outer, a) { b } else { a };
+        let (requested, foreign) = ((other.requested)(), (other.foreign)());
+        let request_after_inner = (outer.section)(inner);
+        let (requested2, foreign2) = ((other.requested)(), (other.foreign)());
+        check(
+            request_after_inner == if outer_on { 1 } else { -1 },
+            format!("{name}: the outer request after the inner section is {request_after_inner}"),
+        );
+        check(
+            requested2 == requested,
+            format!("{name}: the inner copy requested inside the outer's section"),
+        );
+        // An inner copy that is on finds the outer's request; one that is
+        // off never looks.
+        let found = u64::from(outer_on && inner_on);
+        check(
+            foreign2 - foreign == found,
+            format!(
+                "{name}: the inner copy counted {} foreign sections, not {found}",
+                foreign2 - foreign
+            ),
+        );
+    }
+    failed
 }
 
 #[test]
-fn a_second_copy_in_the_process_stays_off() {
-    let Some(mode) = kernel_mode("a_second_copy_in_the_process_stays_off") else {
+fn two_copies_never_touch_each_others_sections() {
+    let Some(mode) = kernel_mode("two_copies_never_touch_each_others_sections") else {
         return;
     };
-    let Some(lib) = library() else {
-        panic!(
-            "{LIB} is not built beside the test binary: `cargo build -p rseq-slice-second-copy` (cargo xtask test does)"
-        );
-    };
-    let dir = tempfile_dir();
-    let a = load(&lib, &dir.join("copy-a.so"));
-    let b = load(&lib, &dir.join("copy-b.so"));
-    let on = mode.on();
-    // The first copy to initialise is the owner; in legacy-glibc mode it is
-    // still the owner, but its reason is libc's.
-    assert_eq!((a.init)(), if on { 0 } else { 2 }, "the first copy");
-    assert_eq!((b.init)(), 1, "the second copy must report SecondCopy");
-    assert_eq!(
-        rseq_slice_core::init(),
-        Err(Unavailable::SecondCopy),
-        "this binary's own copy"
-    );
-    let _ = SECOND.set(b);
-    let b = SECOND.get().unwrap();
-    let request_after_inner = (a.section)(second_section);
-    say(format_args!(
-        "two copies: A requested {}, B requested {}, A's request after B's section {request_after_inner}",
-        (a.requested)(),
-        (b.requested)()
-    ));
-    assert_eq!((b.requested)(), 0, "the second copy's guard is inert");
-    if on {
-        assert_eq!((a.requested)(), 1);
-        assert_eq!(request_after_inner, 1, "B's guard cleared A's request");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    on_thread(move || {
+        let (a, b) = copies();
+        let (first, later) = expected_init(mode);
+        assert_eq!((a.init)(), first, "the first copy");
+        assert_eq!((b.init)(), later, "the second copy");
+        let own = rseq_slice_core::init();
+        let as_expected = match mode {
+            Mode::Crate => own == Err(Unavailable::ForeignRegistration),
+            Mode::LibcV2 => own == Ok(Registrar::LibcV2),
+            Mode::LibcLegacy => matches!(own, Err(Unavailable::LibcLegacy { .. })),
+        };
+        assert!(as_expected, "this binary's own copy: {own:?} ({mode:?})");
+        let failed = nest_both_ways(first == 0, later == 0);
+        say(format_args!(
+            "two copies ({}): A on {}, B on {}, A requested {}, B requested {}, foreign A {} B {}",
+            mode.name(),
+            first == 0,
+            later == 0,
+            (a.requested)(),
+            (b.requested)(),
+            (a.foreign)(),
+            (b.foreign)()
+        ));
+        assert!(failed.is_empty(), "{failed:#?}");
+    });
 }
 
-/// A directory of this process's own under the temporary directory.
-fn tempfile_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rseq-slice-copies-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("a temporary directory");
-    d
+/// Write `msg` to stderr with one system call (a fork child of a threaded
+/// process must not take std's stderr lock).
+fn child_say(msg: &str) {
+    // SAFETY: a plain write of a live buffer to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// A fork child of a thread on which one copy is on: the child's thread
+/// keeps that copy's state and area; the other copy initialises there after
+/// the fork (and after every descriptor from 3 up is closed, as a daemon
+/// does), and still neither touches the other's sections.
+#[test]
+fn two_copies_in_a_fork_child() {
+    let Some(mode) = kernel_mode("two_copies_in_a_fork_child") else {
+        return;
+    };
+    let status = on_thread(move || {
+        let (a, b) = copies();
+        let (first, later) = expected_init(mode);
+        assert_eq!((a.init)(), first, "the first copy, before the fork");
+        // SAFETY: the child only makes system calls, runs the copies'
+        // sections (no locks) and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let code = std::panic::catch_unwind(|| {
+                // SAFETY: closes descriptors only; nothing of ours uses one.
+                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+                let b_init = (b.init)();
+                let mut failed = nest_both_ways(first == 0, b_init == 0);
+                if b_init != later {
+                    failed.push(format!(
+                        "the second copy in the child: {b_init}, not {later}"
+                    ));
+                }
+                let on = u32::from(first == 0) + u32::from(b_init == 0);
+                child_say(&format!(
+                    "fork child ({}): copies on {on}; {failed:?}\n",
+                    mode.name()
+                ));
+                i32::from(!failed.is_empty())
+            })
+            .unwrap_or(2);
+            // SAFETY: ends the child without running the parent's atexit work.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        status
+    });
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the fork child failed (wait status {status:#x}; its stderr says which check)"
+    );
 }

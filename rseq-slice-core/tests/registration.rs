@@ -200,3 +200,44 @@ fn a_boot_without_the_feature_says_why() {
         assert_eq!(ThreadReport::read().registered, Ok(libc_registers));
     });
 }
+
+/// The descriptors open in this process, as `/proc/self/fd` lists them
+/// (the one `read_dir` itself opens is the same number in every listing).
+fn open_fds() -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some(format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// `init` opens no file descriptor and binds no name: nothing of the
+/// process shows in `/proc/net/unix`, which every user of the network
+/// namespace can read.
+#[test]
+fn init_opens_no_descriptor_and_names_nothing() {
+    let Some(mode) = kernel_mode("init_opens_no_descriptor_and_names_nothing") else {
+        return;
+    };
+    let before = open_fds();
+    on_thread(move || expect_init(mode, init()));
+    let after = open_fds();
+    assert_eq!(before, after, "init left descriptors open");
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let named: Vec<&str> = unix.lines().filter(|l| l.contains("rseq")).collect();
+    say(format_args!(
+        "descriptors before and after init: {}; unix sockets named rseq: {}",
+        after.len(),
+        named.len()
+    ));
+    assert!(named.is_empty(), "{named:#?}");
+}

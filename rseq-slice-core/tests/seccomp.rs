@@ -13,6 +13,15 @@ const SLICE_YIELD: u32 = 471;
 
 /// Deny system call `nr` on the calling thread with `errno`.
 fn deny(nr: u32, errno: i32) {
+    deny_with(
+        nr,
+        libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+    );
+}
+
+/// Answer system call `nr` on the calling thread with the filter action
+/// `action` (an errno, or a kill).
+fn deny_with(nr: u32, action: u32) {
     let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -24,12 +33,7 @@ fn deny(nr: u32, errno: i32) {
     let mut prog = [
         insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
         insn(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, nr),
-        insn(
-            libc::BPF_RET | libc::BPF_K,
-            0,
-            0,
-            libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
-        ),
+        insn(libc::BPF_RET | libc::BPF_K, 0, 0, action),
         insn(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
     let fprog = libc::sock_fprog {
@@ -111,4 +115,47 @@ fn a_failing_yield_leaves_errno_alone() {
         assert!(!rseq_slice_core::diagnostics::slice_yield());
         assert_eq!(errno(), 4242, "rseq_slice_yield() changed errno");
     });
+}
+
+/// A sandbox that kills the process on `socket` (as strict profiles do for
+/// a program that needs no network) lets `init` run: it makes no system
+/// call but `rseq`, the prctl and `rseq_slice_yield`.
+#[test]
+fn init_survives_a_filter_that_kills_on_socket() {
+    let Some(_) = kernel_mode("init_survives_a_filter_that_kills_on_socket") else {
+        return;
+    };
+    let status = on_thread(|| {
+        // SAFETY: the child installs a filter, initialises a fresh thread
+        // and leaves with `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            let code = std::panic::catch_unwind(|| {
+                for nr in [libc::SYS_socket, libc::SYS_bind, libc::SYS_socketpair] {
+                    deny_with(nr as u32, libc::SECCOMP_RET_KILL_PROCESS);
+                }
+                on_thread(|| {
+                    let _ = rseq_slice_core::init();
+                });
+                0
+            })
+            .unwrap_or(2);
+            // SAFETY: ends the child without the parent's atexit work.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        status
+    });
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "init under a filter that kills on socket: wait status {status:#x} (signal {})",
+        if libc::WIFSIGNALED(status) {
+            libc::WTERMSIG(status)
+        } else {
+            0
+        }
+    );
 }

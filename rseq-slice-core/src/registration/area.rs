@@ -76,7 +76,6 @@ thread_local! {
 
 pub(super) fn register(via: EnableVia) -> Result<(Registrar, *mut u8), Unavailable> {
     kernel_support()?;
-    super::copies::sole_copy()?;
     // Per thread: a seccomp filter may be a thread's own.
     sys::slice_yield_allowed().map_err(Unavailable::YieldBlocked)?;
     let registered = sys::rseq_is_registered().map_err(Unavailable::RseqUnavailable)?;

@@ -1,9 +1,8 @@
 //! Per-thread registration and enablement.
 //!
-//! `support` judges the kernel once per process, `copies` makes sure this is
-//! the process's only copy of the crate, `area` finds, adopts or registers
-//! the thread's rseq area and owns the crate's own, `report` reads it all
-//! back for diagnostics.
+//! `support` judges the kernel once per process, `area` finds, adopts or
+//! registers the thread's rseq area and owns the crate's own, `report` reads
+//! it all back for diagnostics.
 //!
 //! [`init`] finds or makes the thread's rseq area and turns the extension on:
 //! - libc registered an optimized (v2, `__rseq_size` > 32) area: adopt it
@@ -16,7 +15,6 @@
 //!   destructor before the thread's memory is freed.
 
 mod area;
-mod copies;
 mod report;
 mod support;
 
@@ -80,8 +78,8 @@ pub fn state() -> Result<Registrar, Unavailable> {
     }
 }
 
-/// Switch the extension off for this thread (prctl SET 0); guards fall back
-/// are inert. Refused inside a critical section.
+/// Switch the extension off for this thread (prctl SET 0); from then on its
+/// guards are inert. Refused inside a critical section.
 pub fn disable() -> Result<(), Error> {
     state()?;
     outside_section()?;

@@ -2,15 +2,15 @@
 //! extension module would have: `rseq-slice-core/tests/copies.rs` loads it
 //! twice (under two file names) beside the test binary's own copy.
 
-/// `init()` on the calling thread: 0 on, 1 [`SecondCopy`], 2 any other
-/// reason.
+/// `init()` on the calling thread: 0 on, 1 [`ForeignRegistration`] (another
+/// copy registered the thread's area), 2 any other reason.
 ///
-/// [`SecondCopy`]: rseq_slice_core::Unavailable::SecondCopy
+/// [`ForeignRegistration`]: rseq_slice_core::Unavailable::ForeignRegistration
 #[unsafe(no_mangle)]
 pub extern "C" fn copy_init() -> i32 {
     match rseq_slice_core::init() {
         Ok(_) => 0,
-        Err(rseq_slice_core::Unavailable::SecondCopy) => 1,
+        Err(rseq_slice_core::Unavailable::ForeignRegistration) => 1,
         Err(_) => 2,
     }
 }
@@ -29,4 +29,11 @@ pub extern "C" fn copy_section(inner: extern "C" fn()) -> i32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn copy_requested() -> u64 {
     rseq_slice_core::stats().requested
+}
+
+/// The sections of this copy that found another copy's section open on the
+/// calling thread and stayed inert.
+#[unsafe(no_mangle)]
+pub extern "C" fn copy_foreign() -> u64 {
+    rseq_slice_core::stats().foreign
 }
