@@ -17,14 +17,16 @@ pub mod abi {
 }
 
 /// Emit the `tracing` event for the grants this thread's guards got since
-/// the last report (one `TRACE` event, target `rseq_slice`, fields `grants`
-/// and `yielded`); nothing without the `tracing` feature or without new
-/// grants.
+/// the last report (one `TRACE` event, target `rseq_slice`, fields
+/// `granted`, `yielded` and `revoked`, on the span current here); nothing
+/// without the `tracing` feature, without new grants, or without a
+/// subscriber that wants that target and level.
 ///
 /// Guards never emit events themselves: a guard may drop inside a signal
-/// handler, where `tracing` must not run. The runtime adapters call this at
-/// every section close, before parking and at thread stop. On threads of
-/// your own, call it where it suits you, outside signal handlers.
+/// handler, where `tracing` must not run. Each [`slice_critical`](crate::slice_critical)
+/// poll calls this after its guard; the runtime adapters at every section
+/// close, before parking and at thread stop. On threads of your own, call it
+/// where it suits you, outside signal handlers.
 pub fn report_grants() {
     crate::local::LOCAL.with(crate::grant_events::report);
 }

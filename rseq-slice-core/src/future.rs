@@ -24,7 +24,10 @@ pin_project_lite::pin_project! {
 /// costs about nothing.
 ///
 /// Each poll should be short (a grant lasts 5 µs by default): wrap the part
-/// that holds a lock, not a whole request handler.
+/// that holds a lock, not a whole request handler. With the `tracing`
+/// feature, a poll that got a grant emits one `TRACE` event after its guard,
+/// on the span current there (yours): see
+/// [`report_grants`](crate::diagnostics::report_grants).
 ///
 /// ```
 /// # futures_lite_block_on(async {
@@ -47,7 +50,13 @@ impl<F: Future> Future for SliceCritical<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _g = SliceGuard::initialising();
-        self.project().inner.poll(cx)
+        let out = {
+            let _g = SliceGuard::initialising();
+            self.project().inner.poll(cx)
+        };
+        // Outside the guard, on the caller's span: the grants of this poll.
+        #[cfg(feature = "tracing")]
+        crate::diagnostics::report_grants();
+        out
     }
 }

@@ -330,7 +330,7 @@ mod tests {
         struct Grants(Arc<AtomicU64>, Arc<AtomicU64>);
         impl tracing::field::Visit for &Grants {
             fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-                if f.name() == "grants" {
+                if f.name() == "granted" {
                     self.1.fetch_add(v, Ordering::Relaxed);
                 }
             }

@@ -50,7 +50,7 @@ impl From<Errno> for std::io::Error {
 ///
 /// Every variant's `Display` says what to do about it. Guards keep working
 /// whatever the reason: they are inert (one load and a branch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Unavailable {
     /// [`init`](crate::init) has not run on this thread yet.

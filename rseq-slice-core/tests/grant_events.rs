@@ -67,7 +67,7 @@ fn grants_inside_a_signal_handler_are_reported_outside_it() {
     });
     let grants: u64 = reported
         .iter()
-        .filter_map(|e| e.field("grants")?.parse::<u64>().ok())
+        .filter_map(|e| e.field("granted")?.parse::<u64>().ok())
         .sum();
     say(format_args!(
         "signal handler sections [{mode:?}]: {ours:?}; events before report_grants {} \

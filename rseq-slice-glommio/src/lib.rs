@@ -41,9 +41,10 @@
 //! (the reactor-state lock, foreign wakers, task-queue boundaries) can be
 //! wrapped from outside it without wrapping unbounded user work too, so
 //! there are no scheduler sections: the workspace's `docs/glommio.md` goes
-//! through them one by one. With the `tracing` feature, each executor
-//! thread has a `rseq_slice_thread` span and logs why once where the
-//! extension is off ([`rseq_slice_core::runtime`]).
+//! through them one by one. With the `tracing` feature, the reason the
+//! extension is off is logged once per process (and each thread's at
+//! `DEBUG`), and grants are `TRACE` events, never spans
+//! ([`rseq_slice_core::runtime`]).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -1,21 +1,26 @@
-//! The tracing the adapter shares with tokio's (core's `runtime`): one
-//! `rseq_slice_thread` span per executor thread, and one `WARN` per thread
-//! where the extension is off. Its own binary: it installs the global
-//! subscriber (testkit's recorder).
+//! The tracing the adapter shares with tokio's (core's `runtime`): no span
+//! of the library around the executor's work (a user span opened in a task
+//! keeps its own parent), and the reason the extension is off logged at
+//! `WARN` once per process for each distinct reason. Its own binary: it
+//! installs the global subscriber (testkit's recorder).
+
+use std::collections::HashSet;
 
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use rseq_slice_glommio::{BuilderExt, slice_critical};
-use rseq_slice_testkit::Recorder;
+use rseq_slice_testkit::{Recorder, say};
 use tracing::Level;
 
 #[test]
-fn each_executor_gets_a_thread_span_and_says_once_why_the_extension_is_off() {
+fn user_spans_keep_their_parents_and_the_reason_is_said_once() {
     let rec = Recorder::global();
     let pool = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2)).with_slice_extension();
     let metrics = pool.metrics();
     for r in pool
         .on_all_shards(|| async {
-            for _ in 0..10 {
+            for i in 0..10 {
+                let span = tracing::info_span!(target: "user", "user_request", i);
+                span.in_scope(|| tracing::info!(target: "user", "handling"));
                 slice_critical(async {}).await;
             }
         })
@@ -26,17 +31,29 @@ fn each_executor_gets_a_thread_span_and_says_once_why_the_extension_is_off() {
     }
     let threads = metrics.threads();
     let recorded = rec.recorded();
-    let ours = || recorded.iter().filter(|r| r.target == "rseq_slice");
-    // The `index` of each `rseq_slice_thread` span.
-    let mut spans: Vec<&str> = ours()
-        .filter(|r| r.span == Some("rseq_slice_thread"))
-        .map(|r| r.field("index").unwrap_or_default())
+    let parents: Vec<Option<&str>> = recorded
+        .iter()
+        .filter(|r| r.span == Some("user_request"))
+        .map(|r| r.parent)
         .collect();
-    spans.sort();
-    assert_eq!(spans, ["0", "1"], "{recorded:?}");
-    let warns = ours()
-        .filter(|r| r.span.is_none() && r.level == Level::WARN)
+    let library_spans = recorded
+        .iter()
+        .filter(|r| r.span.is_some() && r.target.starts_with("rseq_slice"))
         .count();
-    let off = threads.iter().filter(|t| t.state.is_err()).count();
-    assert_eq!(warns, off, "{threads:?} {recorded:?}");
+    let warns = recorded
+        .iter()
+        .filter(|r| r.target == "rseq_slice" && r.level == Level::WARN)
+        .count();
+    let reasons: HashSet<_> = threads.iter().filter_map(|t| t.state.err()).collect();
+    say(format_args!(
+        "glommio: user spans {}, their parents {:?}; library spans {library_spans}; WARNs \
+         {warns} for {} distinct reasons",
+        parents.len(),
+        parents.iter().collect::<HashSet<_>>(),
+        reasons.len()
+    ));
+    assert_eq!(parents.len(), 20, "{recorded:?}");
+    assert!(parents.iter().all(Option::is_none), "{parents:?}");
+    assert_eq!(library_spans, 0, "{recorded:?}");
+    assert_eq!(warns, reasons.len(), "{threads:?} {recorded:?}");
 }

@@ -23,9 +23,9 @@
 //! });
 //! ```
 //!
-//! Where the kernel lacks the feature, each thread logs the reason once
-//! (a `tracing` warn, with the `tracing` feature, on by default) and the
-//! runtime runs on with guards that cost about nothing. Either way,
+//! Where the kernel lacks the feature, the process logs the reason once (a
+//! `tracing` warn, with the `tracing` feature, on by default; each thread's
+//! at debug) and the runtime runs on with guards that cost about nothing. Either way,
 //! [`SliceConfig::metrics`] shows each thread's state and counters, as
 //! [cumulative](SliceMetrics::cumulative) and per
 //! [interval](SliceMetrics::intervals), as tokio-metrics does.

@@ -41,7 +41,7 @@ fn noise(stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
 }
 
 /// Grants by section kind among `records`: one per adapter event (`kind`),
-/// and the `grants` of the core's reports (`any guard`).
+/// and the `granted` of the core's reports (`any guard`).
 fn by_kind(records: &[Recorded]) -> HashMap<String, u64> {
     let mut k = HashMap::new();
     for r in records
@@ -51,7 +51,7 @@ fn by_kind(records: &[Recorded]) -> HashMap<String, u64> {
         match r.field("kind") {
             Some(kind) if r.field("yielded").is_some() => *k.entry(kind.into()).or_default() += 1,
             _ => {
-                let grants = r.field("grants").and_then(|g| g.parse::<u64>().ok());
+                let grants = r.field("granted").and_then(|g| g.parse::<u64>().ok());
                 *k.entry("any guard".into()).or_default() += grants.unwrap_or(0)
             }
         }

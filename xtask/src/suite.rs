@@ -48,6 +48,7 @@ impl TestBin {
                 | "runtime"
                 | "seccomp"
                 | "copies"
+                | "spans"
         )
     }
 }

@@ -32,19 +32,23 @@
 //! assert_eq!((t.index, t.alive, t.stats.requested), (0, false, on));
 //! ```
 //!
-//! With the `tracing` feature, each thread enters a `rseq_slice_thread` span
-//! (`DEBUG`, field `index`) and every section that got a grant emits a
-//! `DEBUG` event with target `rseq_slice` and fields `worker`, `kind` and
-//! `yielded`; a thread where the extension is off logs its reason once
-//! (`WARN`), and so does a thread found idle with a guard open. The grants
-//! of every guard on the thread are reported ([`crate::diagnostics::report_grants`]) at
-//! each section close, at [`idle`](RuntimeThread::idle) and when the handle
-//! drops, never from inside a guard. Without a subscriber that wants them
-//! they cost tracing's level check.
+//! With the `tracing` feature (target `rseq_slice`; nothing is enabled
+//! unless a subscriber wants that target and level), every section that got
+//! a grant emits a `DEBUG` event with fields `thread`, `kind`, `granted`,
+//! `yielded` and `revoked`, on whatever span is current at the hook; the
+//! grants of every guard on the thread are reported as `TRACE` events
+//! ([`crate::diagnostics::report_grants`]) at each section close, at
+//! [`idle`](RuntimeThread::idle) and when the handle drops, never from
+//! inside a guard. No span of the library stays entered across user code.
+//! A thread where the extension is off logs its reason at `DEBUG`, and the
+//! first thread of the process with each distinct reason at `WARN`; a thread
+//! found idle with a guard open logs a `WARN` once.
 
 mod config;
 mod intervals;
 mod metrics;
+#[cfg(feature = "tracing")]
+mod off_reasons;
 mod thread;
 
 #[doc(inline)]

@@ -49,8 +49,6 @@ pub struct RuntimeThread {
     section: Cell<Option<Open>>,
     /// Cleared by [`stop_sections`](RuntimeThread::stop_sections).
     sections: Cell<bool>,
-    #[cfg(feature = "tracing")]
-    span: Option<tracing::span::EnteredSpan>,
     /// Sections and counters are the calling thread's.
     _not_send: PhantomData<*const ()>,
 }
@@ -91,7 +89,7 @@ impl Entry {
         if let Err(why) = state
             && published.is_none()
         {
-            tracing::warn!(target: "rseq_slice", thread = slot.index(), "slice extension off: {why}");
+            super::off_reasons::thread_is_off(slot.index(), why);
         }
         Entry {
             slot,
@@ -131,11 +129,6 @@ impl Entry {
     }
 }
 
-#[cfg(feature = "tracing")]
-fn thread_span(index: usize) -> tracing::span::EnteredSpan {
-    tracing::debug_span!(target: "rseq_slice", "rseq_slice_thread", index).entered()
-}
-
 impl RuntimeThread {
     /// Register and enable the calling thread ([`crate::init`]) and add it
     /// to `metrics`, with scheduler sections on: for each thread the
@@ -144,7 +137,8 @@ impl RuntimeThread {
     ///
     /// Where the extension is off the thread runs on with guards that cost
     /// about nothing; [`state`](Self::state) says why (and with `tracing`
-    /// it is logged once).
+    /// each reason is logged once per process at `WARN`, and each thread's
+    /// at `DEBUG`).
     pub fn start(metrics: &SliceMetrics) -> RuntimeThread {
         RuntimeThread::new(&metrics.inner, true)
     }
@@ -174,8 +168,6 @@ impl RuntimeThread {
     fn new(metrics: &Arc<Inner>, home: bool) -> RuntimeThread {
         let here = Entry::join(metrics, home);
         RuntimeThread {
-            #[cfg(feature = "tracing")]
-            span: Some(thread_span(here.slot.index())),
             here,
             at_home: home,
             away: None,
@@ -249,11 +241,6 @@ impl RuntimeThread {
             left.leave();
         }
         self.at_home = going_home;
-        #[cfg(feature = "tracing")]
-        {
-            self.span = None;
-            self.span = Some(thread_span(self.index()));
-        }
     }
 
     /// Make the thread's counters visible to its [`SliceMetrics`].
@@ -375,13 +362,18 @@ fn open_guard_found(thread: usize, open: u32) {
 
 #[cold]
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-fn section_granted(worker: usize, open: Open) {
+fn section_granted(thread: usize, open: Open) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(
-        target: "rseq_slice",
-        worker,
-        kind = open.kind,
-        yielded = LOCAL.with(|l| l.last_yielded()),
-        "slice extension granted"
-    );
+    {
+        let yielded = LOCAL.with(|l| l.last_yielded());
+        tracing::debug!(
+            target: "rseq_slice",
+            thread,
+            kind = open.kind,
+            granted = true,
+            yielded,
+            revoked = !yielded,
+            "slice extension granted"
+        );
+    }
 }
