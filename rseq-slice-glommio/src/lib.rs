@@ -59,7 +59,9 @@ pub use builder::{BuilderExt, SliceExecutor, SliceExecutorBuilder, SlicePoolBuil
 pub use config::SliceConfig;
 pub use error::{MIN_MEMLOCK, StartError};
 pub use rseq_slice_core::diagnostics::EnableVia;
-pub use rseq_slice_core::runtime::{Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::runtime::{
+    Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics, ThreadRole,
+};
 pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
 
 /// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 #[cfg(tokio_unstable)]
 use std::sync::atomic::AtomicBool;
 
-use rseq_slice_core::runtime::RuntimeThread;
+use rseq_slice_core::runtime::{RuntimeThread, ThreadRole};
 
 use crate::config::SliceConfig;
 
@@ -91,7 +91,12 @@ pub(crate) fn thread_start(h: &Hooks) {
     let cfg = &h.cfg;
     replace_thread(None);
     cfg.enable_thread();
-    replace_thread(Some(RuntimeThread::start(&cfg.thread.metrics)));
+    // tokio starts workers and blocking-pool threads with this one hook:
+    // a thread is a worker once it parks, unparks or polls a task.
+    replace_thread(Some(RuntimeThread::start_as(
+        &cfg.thread.metrics,
+        ThreadRole::Blocking,
+    )));
     if let Some(f) = &cfg.thread.on_thread_start {
         f();
     }
@@ -141,7 +146,10 @@ fn ensure_started(cfg: &SliceConfig) {
 pub(crate) fn thread_park(h: &Hooks) {
     let cfg = &h.cfg;
     ensure_started(cfg);
-    with_thread(RuntimeThread::idle);
+    with_thread(|t| {
+        t.set_role(ThreadRole::Worker);
+        t.idle();
+    });
     if let Some(f) = &cfg.on_thread_park {
         f();
     }
@@ -150,6 +158,7 @@ pub(crate) fn thread_park(h: &Hooks) {
 pub(crate) fn thread_unpark(h: &Hooks) {
     let cfg = &h.cfg;
     ensure_started(cfg);
+    with_thread(|t| t.set_role(ThreadRole::Worker));
     if let Some(f) = &cfg.on_thread_unpark {
         f();
     }
@@ -163,7 +172,7 @@ pub(crate) use task::{after_task_poll, before_task_poll, task_terminate};
 
 #[cfg(tokio_unstable)]
 mod task {
-    use rseq_slice_core::runtime::RuntimeThread;
+    use rseq_slice_core::runtime::{RuntimeThread, ThreadRole};
     use tokio::runtime::TaskMeta;
 
     use super::{AFTER_POLL, AFTER_UNPARK, Hooks, TASK_POLL, ensure_started, with_thread};
@@ -180,12 +189,15 @@ mod task {
                 hook_replaced(h, t, "on_after_task_poll");
             }
             t.close_section();
+            t.set_role(ThreadRole::Worker);
         });
         if let Some(f) = &cfg.on_before_task_poll {
             f(meta);
         }
+        // The two poll hooks bracket exactly this task's poll: the section
+        // opens on a current-thread runtime's `block_on` thread too.
         if cfg.task_polls {
-            with_thread(|t| t.open_section(TASK_POLL));
+            with_thread(|t| t.open_poll_section(TASK_POLL));
         }
     }
 

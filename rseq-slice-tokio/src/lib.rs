@@ -43,7 +43,9 @@ pub use builder::BuilderExt;
 pub use config::SliceConfig;
 pub use hooks::current_section;
 pub use rseq_slice_core::diagnostics::EnableVia;
-pub use rseq_slice_core::runtime::{Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics};
+pub use rseq_slice_core::runtime::{
+    Intervals, RuntimeMetrics, SliceMetrics, ThreadMetrics, ThreadRole,
+};
 pub use rseq_slice_core::{SliceCritical, SliceStats, Unavailable, critical, slice_critical};
 
 /// The slice-aware locks (feature `locks`): rseq-slice-core's `lock` module.

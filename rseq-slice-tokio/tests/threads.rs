@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use rseq_slice_core::Unavailable;
 use rseq_slice_testkit::on_thread;
-use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics, ThreadMetrics, slice_critical};
+use rseq_slice_tokio::{
+    BuilderExt, SliceConfig, SliceMetrics, ThreadMetrics, ThreadRole, slice_critical,
+};
 use tokio::runtime::{Builder, Runtime};
 
 fn current_thread(cfg: SliceConfig) -> Runtime {
@@ -113,8 +115,17 @@ fn a_blocking_pool_thread_that_drives_another_runtime_stays_its_runtimes() {
     let a_threads = a_metrics.threads();
     assert_eq!(a_threads.len(), 2, "{a_threads:?}");
     assert!(a_threads.iter().all(|t| t.alive), "{a_threads:?}");
+    let mut roles: Vec<ThreadRole> = a_threads.iter().map(|t| t.role).collect();
+    roles.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        roles,
+        [ThreadRole::Blocking, ThreadRole::Worker],
+        "{a_threads:?}"
+    );
     // B: the blocking thread visited once.
-    assert_eq!(b_metrics.threads().len(), 1, "{:?}", b_metrics.threads());
+    let b_threads = b_metrics.threads();
+    assert_eq!(b_threads.len(), 1, "{b_threads:?}");
+    assert_eq!(b_threads[0].role, ThreadRole::Visitor, "{b_threads:?}");
     drop(a);
     drop(b);
     assert!(
@@ -243,4 +254,34 @@ fn a_nested_runtime_is_no_replaced_hook_and_real_ones_are_each_reported() {
         });
     }
     assert_eq!(replaced(), 2, "each runtime reports its replaced hook once");
+}
+
+/// A current-thread runtime guards its task polls (`task_polls`): the two
+/// poll hooks bracket each one, so a section opens on its `block_on` thread,
+/// which the metrics list as such. The `block_on` future itself, polled
+/// between task polls with no hook around it, is never inside one.
+#[cfg(tokio_unstable)]
+#[test]
+fn a_current_thread_runtime_guards_its_task_polls() {
+    let cfg = SliceConfig::new().task_polls(true);
+    let metrics = cfg.metrics();
+    let (in_task, in_block_on) = on_thread(move || {
+        let rt = current_thread(cfg);
+        rt.block_on(async {
+            let in_task = tokio::spawn(async { rseq_slice_tokio::current_section() })
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+            (in_task, rseq_slice_tokio::current_section())
+        })
+    });
+    assert_eq!(
+        in_task,
+        Some("task_poll"),
+        "a task poll on the block_on thread"
+    );
+    assert_eq!(in_block_on, None, "the block_on future");
+    let threads = metrics.threads();
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    assert_eq!(threads[0].role, ThreadRole::BlockOn, "{threads:?}");
 }

@@ -5,10 +5,11 @@
 //! into one [`Retired`] total. A runtime that starts a blocking-pool thread
 //! per burst of `spawn_blocking` keeps a registry of constant size.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::intervals::{Intervals, RuntimeMetrics, Totals};
+use super::role::ThreadRole;
 use crate::stats::SharedStats;
 use crate::{Registrar, SliceStats, Unavailable};
 
@@ -45,6 +46,8 @@ pub(super) struct Slot {
     thread: std::thread::ThreadId,
     /// A thread the runtime started, not one visiting it.
     home: bool,
+    /// Its [`ThreadRole`], as a `u8`: the adapter may learn it later.
+    role: AtomicU8,
     pub(super) state: Result<Registrar, Unavailable>,
     pub(super) stats: SharedStats,
     pub(super) open_guards: AtomicU32,
@@ -60,6 +63,9 @@ pub struct ThreadMetrics {
     pub index: usize,
     /// The thread's name.
     pub name: Option<String>,
+    /// What the thread is to the runtime: a worker, a blocking-pool thread,
+    /// the caller of `block_on`, or another runtime's thread visiting.
+    pub role: ThreadRole,
     /// Who registered its rseq area, or why the extension is off there.
     pub state: Result<Registrar, Unavailable>,
     /// Its counters (those of its time with this runtime).
@@ -113,6 +119,7 @@ impl SliceMetrics {
             .map(|s| ThreadMetrics {
                 index: s.index,
                 name: s.name.clone(),
+                role: s.role(),
                 state: s.state,
                 stats: s.stats.load(),
                 open_guards: s.open_guards.load(Ordering::Relaxed),
@@ -164,8 +171,9 @@ impl Inner {
     pub(super) fn join(
         &self,
         state: Result<Registrar, Unavailable>,
-        home: bool,
+        role: ThreadRole,
     ) -> (Arc<Slot>, Option<SliceStats>) {
+        let home = role.home();
         let thread = std::thread::current().id();
         let mut r = self.lock();
         if !home
@@ -176,6 +184,7 @@ impl Inner {
                 .cloned()
         {
             old.alive.store(true, Ordering::Relaxed);
+            old.set_role(role);
             r.stopped -= 1;
             let published = old.stats.load();
             return (old, Some(published));
@@ -185,6 +194,7 @@ impl Inner {
             name: std::thread::current().name().map(str::to_owned),
             thread,
             home,
+            role: AtomicU8::new(role.to_u8()),
             state,
             stats: SharedStats::new(),
             open_guards: AtomicU32::new(0),
@@ -249,5 +259,13 @@ impl Slot {
 
     pub(super) fn alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn role(&self) -> ThreadRole {
+        ThreadRole::from_u8(self.role.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn set_role(&self, role: ThreadRole) {
+        self.role.store(role.to_u8(), Ordering::Relaxed);
     }
 }

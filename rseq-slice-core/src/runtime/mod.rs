@@ -49,6 +49,7 @@ mod intervals;
 mod metrics;
 #[cfg(feature = "tracing")]
 mod off_reasons;
+mod role;
 mod thread;
 
 #[doc(inline)]
@@ -57,4 +58,5 @@ pub use crate::stats::SharedStats;
 pub use config::{Hook, ThreadConfig};
 pub use intervals::{Intervals, RuntimeMetrics};
 pub use metrics::{RETAINED_STOPPED, Retired, SliceMetrics, ThreadMetrics};
+pub use role::ThreadRole;
 pub use thread::RuntimeThread;

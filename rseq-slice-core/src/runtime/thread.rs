@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::metrics::{Inner, SliceMetrics, Slot};
+use super::role::ThreadRole;
 use crate::local::LOCAL;
 use crate::{Registrar, SliceStats, Unavailable};
 
@@ -82,9 +83,9 @@ impl Entry {
     /// Register and enable the calling thread ([`crate::init`], idempotent)
     /// and give it an entry in `metrics`: its stopped entry there of an
     /// earlier visit, revived, or a new one.
-    fn join(metrics: &Arc<Inner>, home: bool) -> Entry {
+    fn join(metrics: &Arc<Inner>, role: ThreadRole) -> Entry {
         let state = crate::init();
-        let (slot, published) = metrics.join(state, home);
+        let (slot, published) = metrics.join(state, role);
         #[cfg(feature = "tracing")]
         if let Err(why) = state
             && published.is_none()
@@ -139,8 +140,23 @@ impl RuntimeThread {
     /// about nothing; [`state`](Self::state) says why (and with `tracing`
     /// each reason is logged once per process at `WARN`, and each thread's
     /// at `DEBUG`).
+    /// Its role is [`ThreadRole::Worker`]; see [`start_as`](Self::start_as).
     pub fn start(metrics: &SliceMetrics) -> RuntimeThread {
-        RuntimeThread::new(&metrics.inner, true)
+        RuntimeThread::start_as(metrics, ThreadRole::Worker)
+    }
+
+    /// [`start`](Self::start) in `role` ([`ThreadRole::Worker`] or
+    /// [`ThreadRole::Blocking`]: a thread the runtime started), for a
+    /// runtime whose thread-start hook cannot tell its workers from its
+    /// blocking-pool threads (tokio's); [`set_role`](Self::set_role) says so
+    /// later. A visiting role counts as `Blocking`.
+    pub fn start_as(metrics: &SliceMetrics, role: ThreadRole) -> RuntimeThread {
+        let role = if role.home() {
+            role
+        } else {
+            ThreadRole::Blocking
+        };
+        RuntimeThread::new(&metrics.inner, role)
     }
 
     /// [`start`](Self::start) for a thread the runtime runs on without
@@ -152,8 +168,12 @@ impl RuntimeThread {
     /// gets its entry of then back. The entry stops when the handle drops,
     /// when it moves on ([`move_to`](Self::move_to)), or at
     /// [`end_visits`](Self::end_visits).
+    ///
+    /// Its role is [`ThreadRole::BlockOn`]; a thread that moves here from
+    /// another runtime ([`move_to`](Self::move_to)) is a
+    /// [`ThreadRole::Visitor`].
     pub fn join(metrics: &SliceMetrics) -> RuntimeThread {
-        RuntimeThread::new(&metrics.inner, false)
+        RuntimeThread::new(&metrics.inner, ThreadRole::BlockOn)
     }
 
     /// The runtime `metrics` belong to has shut down: every thread that was
@@ -165,11 +185,11 @@ impl RuntimeThread {
         metrics.inner.end_visits();
     }
 
-    fn new(metrics: &Arc<Inner>, home: bool) -> RuntimeThread {
-        let here = Entry::join(metrics, home);
+    fn new(metrics: &Arc<Inner>, role: ThreadRole) -> RuntimeThread {
+        let here = Entry::join(metrics, role);
         RuntimeThread {
             here,
-            at_home: home,
+            at_home: role.home(),
             away: None,
             section: Cell::new(None),
             sections: Cell::new(true),
@@ -192,6 +212,23 @@ impl RuntimeThread {
     /// Whether the thread reports to `metrics` now.
     pub fn reports_to(&self, metrics: &SliceMetrics) -> bool {
         self.here.reports_to(metrics)
+    }
+
+    /// The thread's role in the runtime it reports to now.
+    pub fn role(&self) -> ThreadRole {
+        self.here.slot.role()
+    }
+
+    /// A thread the runtime started is now seen in `role` (a
+    /// blocking-pool thread that turns out to run the worker loop: tokio
+    /// starts both with one hook). Only a home thread's role changes, and
+    /// only between [`ThreadRole::Worker`] and [`ThreadRole::Blocking`]; a
+    /// relaxed load when nothing changes.
+    #[inline]
+    pub fn set_role(&self, role: ThreadRole) {
+        if self.at_home && role.home() && self.here.slot.role() != role {
+            self.here.slot.set_role(role);
+        }
     }
 
     /// The thread runs `metrics`' runtime from now on: call it from every
@@ -217,7 +254,7 @@ impl RuntimeThread {
                 return;
             }
             // Folded into the retired total meanwhile: a new entry.
-            self.here = Entry::join(&metrics.inner, false);
+            self.here = Entry::join(&metrics.inner, self.here.slot.role());
             return;
         }
         self.close_section();
@@ -230,7 +267,7 @@ impl RuntimeThread {
             }
             away => {
                 self.away = away;
-                Entry::join(&metrics.inner, false)
+                Entry::join(&metrics.inner, ThreadRole::Visitor)
             }
         };
         let left = std::mem::replace(&mut self.here, next);
@@ -280,7 +317,25 @@ impl RuntimeThread {
     /// microseconds.
     #[inline]
     pub fn open_section(&self, kind: &'static str) {
-        if !self.sections.get() || !self.at_home || self.section.get().is_some() {
+        if self.at_home {
+            self.open(kind);
+        }
+    }
+
+    /// Open a section of `kind` around exactly one task poll, from a hook
+    /// that runs right before the poll, to be closed by one right after it:
+    /// unlike [`open_section`](Self::open_section) it opens on a visit too
+    /// (a current-thread runtime's `block_on` thread), since nothing but
+    /// the task runs between those two hooks. Refused where a section is
+    /// open or [`stop_sections`](RuntimeThread::stop_sections) was called.
+    #[inline]
+    pub fn open_poll_section(&self, kind: &'static str) {
+        self.open(kind);
+    }
+
+    #[inline]
+    fn open(&self, kind: &'static str) {
+        if !self.sections.get() || self.section.get().is_some() {
             return;
         }
         let (armed, granted_before) = LOCAL.with(|l| (l.enter(), l.granted_count()));
