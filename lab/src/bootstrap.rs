@@ -187,10 +187,9 @@ mod tests {
         assert!(Weighted::default().quantile(0.5).is_nan());
     }
 
-    /// The nearest rank, whatever the sample's size: a rank taken back and
-    /// forth through a fraction once landed one value too high (1 133
-    /// values: p50 was the 568th), so a pooled p99.9 could exceed every
-    /// run's own.
+    /// The nearest rank, whatever the sample's size: `ceil(q n)` in
+    /// integers, never one value high through a fraction's rounding (1 133
+    /// values: p50 is the 567th).
     #[test]
     fn nearest_rank_for_every_size() {
         for n in (1..3_000u64).chain([20_000, 59_999, 60_000, 60_001]) {

@@ -213,9 +213,8 @@ mod tests {
 
     /// The coverage test behind the choice: 10 runs a side, run effects of
     /// 10 % and 30 %. An A/A comparison is called different at most 5 % of
-    /// the time (the bootstrap over 3 pooled runs did so 9.5–14.5 %), a
-    /// true ratio of 1.3 lies inside the interval at least 95 % of the time,
-    /// and is found most of the time where runs differ by 10 %.
+    /// the time, a true ratio of 1.3 lies inside the interval at least 95 %
+    /// of the time, and is found most of the time where runs differ by 10 %.
     #[test]
     fn level_coverage_and_power_with_run_and_boot_effects() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
