@@ -28,14 +28,17 @@ pub struct Weighted {
     cum: Vec<u64>,
 }
 
-/// A point estimate and its 95 % interval.
+/// A point estimate and its 95 % confidence interval: from
+/// [`percentile_ci`] and [`ratio_ci`] (the bootstrap's 2.5th and 97.5th
+/// percentiles), or from [`crate::runs::compare`] (the exact Mann–Whitney
+/// interval of a ratio, `[0, ∞]` where too few runs give none).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ci {
-    /// The estimate on the whole sample.
+    /// The estimate.
     pub est: f64,
-    /// 2.5th percentile of the bootstrap distribution.
+    /// The interval's lower end.
     pub lo: f64,
-    /// 97.5th percentile of the bootstrap distribution.
+    /// The interval's upper end.
     pub hi: f64,
 }
 

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
-use rseq_slice_lab::{Ci, Weighted, median};
+use rseq_slice_lab::{Weighted, median};
 use rseq_slice_study::report::CURVE;
 use serde::Serialize;
 
@@ -49,14 +49,14 @@ pub(crate) struct Summary {
     pub(crate) capacity: Option<f64>,
     pub(crate) samples: u64,
     pub(crate) throughput: f64,
-    /// p50, p99, p99.9: the runs' median (`est`), lowest (`lo`) and highest (`hi`).
-    pub(crate) q: [Ci; 3],
+    /// p50, p99, p99.9 over the runs.
+    pub(crate) q: [Spread; 3],
     /// Each run's p50, p99, p99.9 (`per_run[j][run]`).
     pub(crate) per_run: [Vec<f64>; 3],
     /// The service's own p50, p99, p99.9 (from the read of a request to its
     /// answer; `served_us` on its `/metrics`), like `q`: NaN where the
     /// service does not record it.
-    pub(crate) served: [Ci; 3],
+    pub(crate) served: [Spread; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
     pub(crate) ratio: Option<[Shift; 3]>,
     /// Holm-adjusted p-values of the ratios (NaN: not a claim).
@@ -133,15 +133,29 @@ fn num(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-fn spread(v: &[f64]) -> Ci {
+/// One figure over a cell's runs: their median, lowest and highest (no
+/// interval: a cell's uncertainty is in its ratios).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) lowest: f64,
+    pub(crate) highest: f64,
+}
+
+/// The spread of `v`'s finite values (NaN everywhere when none).
+fn spread(v: &[f64]) -> Spread {
     let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if f.is_empty() {
-        return Ci::NAN;
+        return Spread {
+            median: f64::NAN,
+            lowest: f64::NAN,
+            highest: f64::NAN,
+        };
     }
-    Ci {
-        est: median(f.clone()),
-        lo: f.iter().copied().fold(f64::INFINITY, f64::min),
-        hi: f.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    Spread {
+        median: median(f.clone()),
+        lowest: f.iter().copied().fold(f64::INFINITY, f64::min),
+        highest: f.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     }
 }
 

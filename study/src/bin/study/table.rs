@@ -7,11 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use rseq_slice_lab::Ci;
 
 use crate::plan::Config;
 use crate::stats::{
-    CLIENT_BOUND, CONTROL, MIN_BOOTS, MIN_RUNS, Standing, Summary, control_false_positives,
+    CLIENT_BOUND, CONTROL, MIN_BOOTS, MIN_RUNS, Spread, Standing, Summary, control_false_positives,
     slo_capacity,
 };
 use crate::store::Record;
@@ -28,8 +27,9 @@ fn us(x: f64) -> String {
     }
 }
 
-fn ci_us(c: Ci) -> String {
-    format!("{} [{}–{}]", us(c.est), us(c.lo), us(c.hi))
+/// A figure over runs: `median [lowest–highest]`.
+fn spread_us(c: Spread) -> String {
+    format!("{} [{}–{}]", us(c.median), us(c.lowest), us(c.highest))
 }
 
 /// Quantile `j`'s ratio, its interval and adjusted p; `*` when
@@ -125,14 +125,14 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 s.boots,
                 s.unstable,
                 s.throughput,
-                ci_us(s.q[0]),
-                ci_us(s.q[1]),
-                ci_us(s.q[2]),
+                spread_us(s.q[0]),
+                spread_us(s.q[1]),
+                spread_us(s.q[2]),
                 r(0),
                 r(1),
                 r(2),
-                us(s.served[0].est),
-                us(s.served[2].est),
+                us(s.served[0].median),
+                us(s.served[2].median),
                 f(s.grants_per_1k, 1),
                 f(s.preempted_holds, 0)
             );
@@ -219,7 +219,7 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
             s.throughput
         );
         for q in s.q {
-            let _ = write!(row, ",{},{},{}", q.est, q.lo, q.hi);
+            let _ = write!(row, ",{},{},{}", q.median, q.lowest, q.highest);
         }
         for j in 0..3 {
             match s.ratio {
@@ -244,9 +244,9 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
         let _ = write!(
             row,
             ",{},{},{},{},{},{},{},{},{k},{},{},{},{},{},{}",
-            s.served[0].est,
-            s.served[1].est,
-            s.served[2].est,
+            s.served[0].median,
+            s.served[1].median,
+            s.served[2].median,
             s.boots,
             s.unstable,
             s.p90,

@@ -54,11 +54,8 @@ fn runs_are_the_unit_and_rows_come_in_order() {
     // Every figure lies within its runs' range.
     for s in &cells {
         for j in 0..3 {
-            assert!(
-                s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi,
-                "{:?}",
-                s.q[j]
-            );
+            let q = s.q[j];
+            assert!(q.lowest <= q.median && q.median <= q.highest, "{q:?}");
         }
     }
     assert_eq!(locks.standing(), Standing::Claim);
