@@ -45,7 +45,11 @@ pub(crate) struct Summary {
     pub(crate) runs: usize,
     /// Distinct boots the runs come from.
     pub(crate) boots: usize,
+    /// The rate offered (the runs' median; see `rates`).
     pub(crate) rate: f64,
+    /// Every distinct rate its runs were offered, ascending: one, unless
+    /// its boots calibrated differently (then it is no claim).
+    pub(crate) rates: Vec<f64>,
     pub(crate) capacity: Option<f64>,
     pub(crate) samples: u64,
     pub(crate) throughput: f64,
@@ -66,6 +70,8 @@ pub(crate) struct Summary {
     pub(crate) off_runs: usize,
     pub(crate) off_boots: usize,
     pub(crate) off_unstable: usize,
+    /// The rates the `off` cell's runs were offered.
+    pub(crate) off_rates: Vec<f64>,
     /// Runs that did not keep up (see [`stable`]).
     pub(crate) unstable: usize,
     pub(crate) p90: f64,
@@ -99,6 +105,9 @@ pub(crate) struct Summary {
 pub(crate) enum Standing {
     /// Both sides stable, enough runs and boots.
     Claim,
+    /// Its runs, or its runs and `off`'s, were offered different rates:
+    /// the comparison mixes loads.
+    MixedRates,
     /// A run of either side did not keep up: its tail is its queue.
     Unstable,
     /// Fewer than [`MIN_RUNS`] runs a side.
@@ -110,7 +119,9 @@ pub(crate) enum Standing {
 impl Summary {
     /// Whether this cell's ratios can support a claim.
     pub(crate) fn standing(&self) -> Standing {
-        if self.unstable > 0 || self.off_unstable > 0 {
+        if !self.one_rate() {
+            Standing::MixedRates
+        } else if self.unstable > 0 || self.off_unstable > 0 {
             Standing::Unstable
         } else if self.runs < MIN_RUNS || self.off_runs < MIN_RUNS {
             Standing::FewRuns
@@ -119,6 +130,12 @@ impl Summary {
         } else {
             Standing::Claim
         }
+    }
+
+    /// Whether every run of this cell, and of the `off` cell its ratios
+    /// compare with, was offered the same rate.
+    pub(crate) fn one_rate(&self) -> bool {
+        self.rates.len() == 1 && (self.ratio.is_none() || self.off_rates == self.rates)
     }
 
     /// Whether quantile `j`'s ratio to `off` is a significant difference: a
@@ -224,6 +241,7 @@ pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
             s.ratio = Some(r);
         }
         (s.off_runs, s.off_boots, s.off_unstable) = (off.runs, off.boots, off.unstable);
+        s.off_rates = off.rates;
     }
     // Holm over every claim of the matrix, the control's included.
     let mut slots = Vec::new();
@@ -294,6 +312,9 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
     let mut boots: Vec<&str> = rs.iter().map(|r| r.boot.as_str()).collect();
     boots.sort_unstable();
     boots.dedup();
+    let mut rates: Vec<f64> = rs.iter().map(|r| r.rate).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
     Summary {
         config: k.0.clone(),
         level: f64::from_bits(k.1),
@@ -303,6 +324,7 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         runs: rs.len(),
         boots: boots.len(),
         rate: med(&|r| r.rate),
+        rates,
         capacity: rs.iter().find_map(|r| r.capacity),
         samples: lat.iter().map(Weighted::len).sum(),
         throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
@@ -317,6 +339,7 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         off_runs: 0,
         off_boots: 0,
         off_unstable: 0,
+        off_rates: Vec::new(),
         unstable: rs.iter().filter(|r| !stable(r)).count(),
         p90: med_q(0.9),
         max: med_q(1.0),

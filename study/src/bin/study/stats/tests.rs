@@ -120,3 +120,50 @@ fn slo_capacity_takes_the_highest_rate_that_holds() {
     assert_eq!(get("off"), Some(100.0));
     assert_eq!(get("locks"), None, "p99.9 about 2.2 ms");
 }
+
+#[test]
+fn a_cell_whose_boots_offered_different_rates_is_no_claim() {
+    // Boot 2 offered 105 req/s where boot 1 offered 100: every cell mixes
+    // two rates.
+    let mut mixed = matrix(2.0);
+    for r in mixed.iter_mut().filter(|r| r.boot == "2") {
+        r.rate = 105.0;
+    }
+    let refs: Vec<&Record> = mixed.iter().collect();
+    let cells = summarize(&refs);
+    assert_eq!(cells[2].rates, [100.0, 105.0]);
+    assert_eq!(cells[2].standing(), Standing::MixedRates);
+    assert_eq!(cells[2].significant(2), Some(false));
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
+    assert!(
+        !locks.contains(" *") && locks.contains("(rates differ)"),
+        "{locks}"
+    );
+    assert!(
+        t.contains("50 % off 100, 105 req/s; 50 % control 100, 105 req/s"),
+        "{t}"
+    );
+    // Each cell at one rate, but `locks` at another than `off`'s.
+    let mut apart = matrix(2.0);
+    for r in apart
+        .iter_mut()
+        .filter(|r| r.cell.as_ref().unwrap().variant == "locks")
+    {
+        r.rate = 105.0;
+    }
+    let refs: Vec<&Record> = apart.iter().collect();
+    let cells = summarize(&refs);
+    assert_eq!((cells[0].rates.len(), cells[2].rates.len()), (1, 1));
+    assert_eq!(cells[2].standing(), Standing::MixedRates);
+    assert_eq!(
+        cells[1].standing(),
+        Standing::Claim,
+        "control ran at off's rate"
+    );
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    assert!(
+        t.contains("50 % locks 105 req/s against off's 100 req/s."),
+        "{t}"
+    );
+}
