@@ -2,9 +2,10 @@
 //! and p99.9; a cell shows their median and the lowest and highest run; a
 //! variant's ratio to `off` (same configuration and level) is
 //! `rseq_slice_lab::runs::compare` over the two cells' runs, with Holm's
-//! correction over every comparison of the matrix. A ratio is a claim only
-//! where both cells have [`MIN_RUNS`] runs from [`MIN_BOOTS`] boots and
-//! every run kept up with its load ([`stable`]).
+//! correction over the matrix's planned comparisons ([`family`]), fixed
+//! before any run's figures. A ratio is a claim only where both cells have
+//! [`MIN_RUNS`] runs from [`MIN_BOOTS`] boots, every run kept up with its
+//! load ([`stable`]) and was offered the same rate.
 
 use std::collections::HashMap;
 
@@ -14,7 +15,7 @@ use rseq_slice_study::report::CURVE;
 use serde::Serialize;
 
 use crate::plan::Config;
-use crate::store::Record;
+use crate::store::{Record, latest_ok};
 
 mod per_run;
 use per_run::latencies;
@@ -63,7 +64,8 @@ pub(crate) struct Summary {
     pub(crate) served: [Spread; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
     pub(crate) ratio: Option<[Shift; 3]>,
-    /// Holm-adjusted p-values of the ratios (NaN: not a claim).
+    /// Holm-adjusted p-values of the ratios over the planned comparisons
+    /// ([`family`]); NaN without a ratio. Significant only for a claim.
     pub(crate) p_adjusted: [f64; 3],
     /// Runs and boots of the `off` cell the ratios compare with, and how
     /// many of its runs were unstable.
@@ -188,12 +190,58 @@ fn variant_rank(v: &str, base: &str, seen: &[String]) -> usize {
     }
 }
 
-/// Summaries of every cell of `runs` (successful `run` records):
-/// configurations in the order they first appear, then levels ascending,
-/// then the baseline, the control and the other variants. Ratios compare
-/// each with the baseline (`off` unless the runs say otherwise).
-pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
-    let base = runs.first().map_or("off", |r| r.baseline.as_str());
+/// The records' baseline variant (`off` unless they say otherwise).
+fn baseline(records: &[Record]) -> &str {
+    records.first().map_or("off", |r| r.baseline.as_str())
+}
+
+/// The matrix's planned comparisons, Holm's family: every configuration ×
+/// every level × every variant but the baseline that any run record
+/// names, failed ones included, each at p50, p99 and p99.9. The plan is a
+/// cross product run repeat by repeat, so these are the plan's cells
+/// whatever became of their runs; which cells turned out stable, or had
+/// enough runs, does not change it.
+pub(crate) fn family(records: &[Record]) -> Vec<Key> {
+    let base = baseline(records);
+    let (mut configs, mut levels, mut variants) = (Vec::new(), Vec::new(), Vec::new());
+    for c in records
+        .iter()
+        .filter(|r| r.kind == "run")
+        .filter_map(|r| r.cell.as_ref())
+    {
+        let level = (c.level.to_bits(), c.absolute);
+        if !configs.contains(&c.config) {
+            configs.push(c.config.clone());
+        }
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+        if c.variant != base && !variants.contains(&c.variant) {
+            variants.push(c.variant.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for c in &configs {
+        for &(l, a) in &levels {
+            for v in &variants {
+                out.push((c.clone(), l, a, v.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Summaries of every cell of `records` (runs.jsonl: the last successful
+/// record of each run key makes the cells; failed runs count only in the
+/// [`family`]): configurations in the order they first appear, then levels
+/// ascending, then the baseline, the control and the other variants.
+/// Ratios compare each with the baseline.
+pub(crate) fn summarize(records: &[Record]) -> Vec<Summary> {
+    let base = baseline(records);
+    let runs: Vec<&Record> = latest_ok(records)
+        .into_iter()
+        .filter(|r| r.kind == "run")
+        .collect();
     let mut keys: Vec<Key> = Vec::new();
     let mut by: HashMap<Key, Vec<&Record>> = HashMap::new();
     let (mut configs, mut variants): (Vec<Config>, Vec<String>) = (Vec::new(), Vec::new());
@@ -243,19 +291,25 @@ pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
         (s.off_runs, s.off_boots, s.off_unstable) = (off.runs, off.boots, off.unstable);
         s.off_rates = off.rates;
     }
-    // Holm over every claim of the matrix, the control's included.
-    let mut slots = Vec::new();
-    let mut ps = Vec::new();
-    for (i, s) in out.iter().enumerate() {
-        if let (Some(r), Standing::Claim) = (s.ratio, s.standing()) {
-            for (j, shift) in r.iter().enumerate() {
-                slots.push((i, j));
-                ps.push(shift.p);
-            }
+    // Holm over the planned family, the control's comparisons included: a
+    // comparison without a ratio (its runs failed) counts with p = 1.
+    let fam = family(records);
+    let mut ps = Vec::with_capacity(3 * fam.len());
+    for k in &fam {
+        let shifts = index.get(k).and_then(|&i| out[i].ratio);
+        for j in 0..3 {
+            ps.push(shifts.map_or(1.0, |r| r[j].p));
         }
     }
-    for ((i, j), p) in slots.into_iter().zip(holm(&ps)) {
-        out[i].p_adjusted[j] = p;
+    let adjusted = holm(&ps);
+    for (n, k) in fam.iter().enumerate() {
+        if let Some(&i) = index.get(k)
+            && out[i].ratio.is_some()
+        {
+            out[i]
+                .p_adjusted
+                .copy_from_slice(&adjusted[3 * n..3 * n + 3]);
+        }
     }
     out
 }

@@ -180,7 +180,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`, `(rates differ)` (its runs, or its runs and `{base}`'s, were offered different rates: every boot must offer a cell the same rate)."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over the matrix's planned comparisons (every variant against `{base}` at every configuration and level, at p50, p99 and p99.9, whether or not it could be a claim); `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`, `(rates differ)` (its runs, or its runs and `{base}`'s, were offered different rates: every boot must offer a cell the same rate)."
     );
     t
 }
@@ -349,8 +349,7 @@ mod tests {
     #[test]
     fn the_table_stars_claims_and_prints_the_control() {
         let rs = matrix(2.0);
-        let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs);
+        let cells = summarize(&rs);
         let cal = [
             (cells[0].config.clone(), 200.0),
             (cells[0].config.clone(), 210.0),
@@ -367,7 +366,7 @@ mod tests {
             "{t}"
         );
         // Half the runs: no claim, and the table says why.
-        let few: Vec<&Record> = refs.iter().copied().filter(|r| r.boot == "1").collect();
+        let few: Vec<Record> = rs.into_iter().filter(|r| r.boot == "1").collect();
         let t = markdown(&summarize(&few), &cal, 1_500.0);
         let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
         assert!(!locks.contains(" *") && locks.contains("(n<10)"), "{locks}");
