@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
+use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm, split_false_positive_rate};
 use rseq_slice_lab::{Weighted, median};
 use rseq_slice_study::report::CURVE;
 use serde::Serialize;
@@ -46,6 +46,8 @@ pub(crate) struct Summary {
     pub(crate) runs: usize,
     /// Distinct boots the runs come from.
     pub(crate) boots: usize,
+    /// Its runs in each boot, by the boot's label.
+    pub(crate) boot_runs: std::collections::BTreeMap<String, usize>,
     /// The rate offered (the runs' median; see `rates`).
     pub(crate) rate: f64,
     /// Every distinct rate its runs were offered, ascending: one, unless
@@ -74,6 +76,14 @@ pub(crate) struct Summary {
     pub(crate) off_unstable: usize,
     /// The rates the `off` cell's runs were offered.
     pub(crate) off_rates: Vec<f64>,
+    /// How its ratios' runs fall over boots: for each boot (in label
+    /// order), this cell's runs and the `off` cell's there. Empty without
+    /// a ratio.
+    pub(crate) split: Vec<(usize, usize)>,
+    /// The method's false-positive rate for that split (the A/A
+    /// simulation of `rseq_slice_lab::runs::split_false_positive_rate`):
+    /// above 5 %, no claim. NaN without a ratio.
+    pub(crate) split_false_positive: f64,
     /// Runs that did not keep up (see [`stable`]).
     pub(crate) unstable: usize,
     pub(crate) p90: f64,
@@ -116,6 +126,9 @@ pub(crate) enum Standing {
     FewRuns,
     /// Runs from fewer than [`MIN_BOOTS`] boots.
     OneBoot,
+    /// Its runs and `off`'s fall over the boots in a way whose simulated
+    /// A/A false-positive rate exceeds 5 %.
+    Unbalanced,
 }
 
 impl Summary {
@@ -129,6 +142,8 @@ impl Summary {
             Standing::FewRuns
         } else if self.boots < MIN_BOOTS || self.off_boots < MIN_BOOTS {
             Standing::OneBoot
+        } else if self.split_false_positive.is_nan() || self.split_false_positive > ALPHA {
+            Standing::Unbalanced
         } else {
             Standing::Claim
         }
@@ -290,6 +305,17 @@ pub(crate) fn summarize(records: &[Record]) -> Vec<Summary> {
         }
         (s.off_runs, s.off_boots, s.off_unstable) = (off.runs, off.boots, off.unstable);
         s.off_rates = off.rates;
+        let mut boots: Vec<&String> = s.boot_runs.keys().chain(off.boot_runs.keys()).collect();
+        boots.sort_unstable();
+        boots.dedup();
+        s.split = boots
+            .iter()
+            .map(|b| {
+                let n = |m: &std::collections::BTreeMap<String, usize>| m.get(*b).copied();
+                (n(&s.boot_runs).unwrap_or(0), n(&off.boot_runs).unwrap_or(0))
+            })
+            .collect();
+        s.split_false_positive = split_false_positive_rate(&s.split);
     }
     // Holm over the planned family, the control's comparisons included: a
     // comparison without a ratio (its runs failed) counts with p = 1.
@@ -363,9 +389,10 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
             .map(f)
             .sum::<u64>()
     };
-    let mut boots: Vec<&str> = rs.iter().map(|r| r.boot.as_str()).collect();
-    boots.sort_unstable();
-    boots.dedup();
+    let mut boot_runs = std::collections::BTreeMap::new();
+    for r in rs {
+        *boot_runs.entry(r.boot.clone()).or_insert(0) += 1;
+    }
     let mut rates: Vec<f64> = rs.iter().map(|r| r.rate).collect();
     rates.sort_by(f64::total_cmp);
     rates.dedup();
@@ -376,7 +403,8 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         variant: k.3.clone(),
         baseline: base.to_string(),
         runs: rs.len(),
-        boots: boots.len(),
+        boots: boot_runs.len(),
+        boot_runs,
         rate: med(&|r| r.rate),
         rates,
         capacity: rs.iter().find_map(|r| r.capacity),
@@ -394,6 +422,8 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         off_boots: 0,
         off_unstable: 0,
         off_rates: Vec::new(),
+        split: Vec::new(),
+        split_false_positive: f64::NAN,
         unstable: rs.iter().filter(|r| !stable(r)).count(),
         p90: med_q(0.9),
         max: med_q(1.0),

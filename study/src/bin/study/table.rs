@@ -44,6 +44,21 @@ fn ci_ratio(s: &Summary, j: usize) -> String {
         Standing::Unstable => " unstable".to_string(),
         Standing::FewRuns => format!(" (n<{MIN_RUNS})"),
         Standing::OneBoot => " (1 boot)".to_string(),
+        Standing::Unbalanced => {
+            let side = |f: fn(&(usize, usize)) -> usize| {
+                s.split
+                    .iter()
+                    .map(|b| f(b).to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            format!(
+                " (split {} vs {}: A/A {:.0} %)",
+                side(|b| b.0),
+                side(|b| b.1),
+                100.0 * s.split_false_positive
+            )
+        }
         Standing::Claim if s.significant(j) == Some(true) => {
             format!(" p={:.3} *", s.p_adjusted[j])
         }
@@ -180,7 +195,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over the matrix's planned comparisons (every variant against `{base}` at every configuration and level, at p50, p99 and p99.9, whether or not it could be a claim); `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`, `(rates differ)` (its runs, or its runs and `{base}`'s, were offered different rates: every boot must offer a cell the same rate)."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over the matrix's planned comparisons (every variant against `{base}` at every configuration and level, at p50, p99 and p99.9, whether or not it could be a claim); `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`, `(split … vs …: A/A N %)` (its runs and `{base}`'s, boot by boot, fall over the boots in a way whose simulated A/A comparisons are called different more than 5 % of the time), `(rates differ)` (its runs, or its runs and `{base}`'s, were offered different rates: every boot must offer a cell the same rate)."
     );
     t
 }

@@ -196,3 +196,42 @@ fn the_holm_family_is_every_planned_comparison_whatever_the_runs_gave() {
     let p = cells[2].ratio.unwrap()[2].p;
     assert!((cells[2].p_adjusted[2] - 9.0 * p).abs() < 1e-12);
 }
+
+/// `matrix` with each side's runs laid over the boots as given: `locks`
+/// and `control` have `split.0` runs in boot 1, `off` has `split.1`.
+fn laid_out(split: (u32, u32)) -> Vec<Record> {
+    let mut rs = matrix(2.0);
+    for r in &mut rs {
+        let c = r.cell.as_ref().unwrap();
+        let first = if c.variant == "off" { split.1 } else { split.0 };
+        r.boot = if c.repeat < first { "1" } else { "2" }.into();
+    }
+    rs
+}
+
+#[test]
+fn a_split_of_runs_over_boots_that_does_not_hold_the_level_is_no_claim() {
+    // 7/3 on both sides, as --resume leaves it: the level holds.
+    let cells = summarize(&laid_out((7, 7)));
+    assert_eq!(cells[2].split, [(7, 7), (3, 3)]);
+    assert!(cells[2].split_false_positive <= 0.05);
+    assert_eq!(cells[2].standing(), Standing::Claim);
+    // 8/2 against off's 2/8: boot effects fall on one side, and the
+    // simulated A/A rate of that split is far above 5 %.
+    let cells = summarize(&laid_out((8, 2)));
+    let locks = &cells[2];
+    assert_eq!(locks.split, [(8, 2), (2, 8)]);
+    assert!(
+        locks.split_false_positive > 0.1,
+        "{}",
+        locks.split_false_positive
+    );
+    assert_eq!(locks.standing(), Standing::Unbalanced);
+    assert_eq!(locks.significant(2), Some(false));
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    let row = t.lines().find(|l| l.contains("| locks |")).unwrap();
+    assert!(
+        !row.contains(" *") && row.contains("(split 8/2 vs 2/8: A/A 22 %)"),
+        "{row}"
+    );
+}
