@@ -28,14 +28,17 @@ pub struct Weighted {
     cum: Vec<u64>,
 }
 
-/// A point estimate and its 95 % interval.
+/// A point estimate and its 95 % confidence interval: from
+/// [`percentile_ci`] and [`ratio_ci`] (the bootstrap's 2.5th and 97.5th
+/// percentiles), or from [`crate::runs::compare`] (the exact Mann–Whitney
+/// interval of a ratio, `[0, ∞]` where too few runs give none).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ci {
-    /// The estimate on the whole sample.
+    /// The estimate.
     pub est: f64,
-    /// 2.5th percentile of the bootstrap distribution.
+    /// The interval's lower end.
     pub lo: f64,
-    /// 97.5th percentile of the bootstrap distribution.
+    /// The interval's upper end.
     pub hi: f64,
 }
 
@@ -187,10 +190,9 @@ mod tests {
         assert!(Weighted::default().quantile(0.5).is_nan());
     }
 
-    /// The nearest rank, whatever the sample's size: a rank taken back and
-    /// forth through a fraction once landed one value too high (1 133
-    /// values: p50 was the 568th), so a pooled p99.9 could exceed every
-    /// run's own.
+    /// The nearest rank, whatever the sample's size: `ceil(q n)` in
+    /// integers, never one value high through a fraction's rounding (1 133
+    /// values: p50 is the 567th).
     #[test]
     fn nearest_rank_for_every_size() {
         for n in (1..3_000u64).chain([20_000, 59_999, 60_000, 60_001]) {

@@ -66,16 +66,24 @@ pub struct LoadReport {
     pub hist: String,
 }
 
-/// This process's CPU time so far (user and system, all threads), from
-/// `/proc/self/stat` (clock ticks, 100 a second on Linux); None where it
-/// cannot be read.
+/// This process's CPU time so far (user and system, all threads), to the
+/// microsecond (`getrusage(RUSAGE_SELF)`); None where it cannot be read.
 pub fn cpu_time() -> Option<std::time::Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) in parentheses:
-    // state is the 3rd field of the line, utime the 14th, stime the 15th.
-    let mut f = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
-    let (u, s): (u64, u64) = (f.next()?.parse().ok()?, f.next()?.parse().ok()?);
-    Some(std::time::Duration::from_millis((u + s) * 10))
+    let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `u` is a writable `rusage`; getrusage fills it or fails.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, u.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: zeroed is a valid `rusage` (plain integers), filled by the call.
+    let u = unsafe { u.assume_init() };
+    let tv = |t: libc::timeval| {
+        let us = u64::try_from(t.tv_usec).ok()?;
+        Some(
+            std::time::Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+                + std::time::Duration::from_micros(us),
+        )
+    };
+    Some(tv(u.ru_utime)? + tv(u.ru_stime)?)
 }
 
 /// A histogram as base64 of its V2 serialization.
@@ -133,7 +141,45 @@ pub fn summarize(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    /// This thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+    fn thread_cpu() -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0, "clock_gettime");
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    /// CPU time in microseconds: spinning until it moves, it moves by far
+    /// less than a 10 ms clock tick; and while this thread spins 20 ms of
+    /// its own CPU time, the process's grows at least that much.
+    #[test]
+    fn cpu_time_is_fine_grained() {
+        let start = std::time::Instant::now();
+        let t0 = cpu_time().expect("this process's CPU time");
+        let mut t1 = t0;
+        while t1 == t0 && start.elapsed() < Duration::from_secs(1) {
+            t1 = cpu_time().expect("this process's CPU time");
+        }
+        let step = t1.saturating_sub(t0);
+        assert!(
+            !step.is_zero() && step < Duration::from_millis(2),
+            "the first step of CPU time was {step:?}"
+        );
+        let mine = thread_cpu();
+        while thread_cpu() - mine < Duration::from_millis(20) {
+            std::hint::spin_loop();
+        }
+        let used = cpu_time().expect("this process's CPU time") - t1;
+        assert!(used >= Duration::from_micros(19_990), "{used:?}");
+    }
 
     #[test]
     fn histogram_round_trip() {

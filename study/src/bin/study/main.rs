@@ -50,7 +50,7 @@ fn write_all(out: &Path, loaded: &store::Loaded, slo_us: f64) -> Result<()> {
     let Some(first) = records.first() else {
         bail!("{} holds no runs", out.join("runs.jsonl").display());
     };
-    let cells = stats::summarize(&runs);
+    let cells = stats::summarize(records);
     let mut t = table::markdown(&cells, &calibrations, slo_us);
     for why in &loaded.skipped {
         t += &format!("\nSkipped: {why}\n");
@@ -68,9 +68,9 @@ fn write_all(out: &Path, loaded: &store::Loaded, slo_us: f64) -> Result<()> {
         "conditions": conditions,
         "conditions_detail": first.conditions_detail,
         "service": first.service,
-        "note": "runs are the unit: each run's quantiles; ratios are Hodges-Lehmann shifts of the runs' log quantiles with exact Mann-Whitney intervals and p-values, Holm-corrected over the matrix; loads are fractions of each configuration's capacity (the median of its calibrations with off); every variant gets the same absolute rates",
+        "note": "runs are the unit: each run's quantiles; ratios are Hodges-Lehmann shifts of the runs' log quantiles with exact Mann-Whitney intervals and p-values, Holm-corrected over the matrix's planned comparisons; loads are fractions of each configuration's capacity (the median of its calibrations with off); every variant gets the same absolute rates",
         "calibrations": calibrations,
-        "method": { "ratio": "hodges-lehmann on log quantiles", "test": "mann-whitney exact", "correction": "holm", "level": 0.95, "min_runs": stats::MIN_RUNS, "min_boots": stats::MIN_BOOTS },
+        "method": { "ratio": "hodges-lehmann on log quantiles", "test": "mann-whitney exact", "correction": "holm", "holm_family": 3 * stats::family(records).len(), "level": 0.95, "min_runs": stats::MIN_RUNS, "min_boots": stats::MIN_BOOTS },
         "control": { "comparisons": aa_n, "p_below_5pc": aa_raw, "significant_after_holm": aa_holm },
         "slo_us": slo_us,
         "slo_capacity": stats::slo_capacity(&cells, slo_us),

@@ -1,6 +1,7 @@
 //! The lines table.md gives under each configuration's table: the hot
-//! lock's hold times, loadgen's own CPU use, answers that were not 2xx, and
-//! `cpu.max` throttling, each only where the runs recorded it.
+//! lock's hold times, loadgen's own CPU use, answers that were not 2xx,
+//! cells whose runs were offered different rates, and `cpu.max`
+//! throttling, each only where the runs recorded it.
 
 use std::fmt::Write as _;
 
@@ -67,6 +68,36 @@ pub(crate) fn notes(cells: &[Summary], config: &Config, base: &str) -> String {
             t,
             "\nAnswers by status code where any was not 2xx (all runs; 5xx also count as errors): {}.\n",
             odd.join("; ")
+        );
+    }
+    let mixed: Vec<String> = cells
+        .iter()
+        .filter(|s| &s.config == config && !s.one_rate())
+        .map(|s| {
+            let list = |v: &[f64]| {
+                v.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if s.rates.len() > 1 {
+                format!("{} {} {} req/s", level(s), s.variant, list(&s.rates))
+            } else {
+                format!(
+                    "{} {} {} req/s against {base}'s {} req/s",
+                    level(s),
+                    s.variant,
+                    list(&s.rates),
+                    list(&s.off_rates)
+                )
+            }
+        })
+        .collect();
+    if !mixed.is_empty() {
+        let _ = write!(
+            t,
+            "\n**Rates that differ** (every boot must offer a cell, and its `{base}` cell, one rate: a cell of several rates mixes loads; no claim): {}.\n",
+            mixed.join("; ")
         );
     }
     if !throttled.is_empty() {

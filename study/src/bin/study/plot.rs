@@ -191,7 +191,10 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
     let pad = ((lmax - lmin) * 0.1).max(lmax * 0.05).max(1e-3);
     for (i, &config) in configs.iter().enumerate() {
         let mine: Vec<&Summary> = cells.iter().filter(|c| &c.config == config).collect();
-        let (lo, hi) = bounds(mine.iter().flat_map(|c| [c.q[j].lo, c.q[j].hi, c.q[j].est]));
+        let (lo, hi) = bounds(
+            mine.iter()
+                .flat_map(|c| [c.q[j].lowest, c.q[j].highest, c.q[j].median]),
+        );
         let mut b = ChartBuilder::on(&panels[i]);
         b.margin(8);
         if text {
@@ -236,8 +239,8 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
             let s = chart
                 .draw_series(LineSeries::new(
                     vc.iter()
-                        .filter(|c| ok(c.q[j].est))
-                        .map(|c| (c.level, c.q[j].est)),
+                        .filter(|c| ok(c.q[j].median))
+                        .map(|c| (c.level, c.q[j].median)),
                     col.stroke_width(2),
                 ))
                 .map_err(e)?;
@@ -249,17 +252,17 @@ pub(crate) fn q_vs_load(path: &Path, j: usize, cells: &[Summary], title: &str) -
             chart
                 .draw_series(
                     vc.iter()
-                        .filter(|c| ok(c.q[j].est))
-                        .map(|c| Circle::new((c.level, c.q[j].est), 3, col.filled())),
+                        .filter(|c| ok(c.q[j].median))
+                        .map(|c| Circle::new((c.level, c.q[j].median), 3, col.filled())),
                 )
                 .map_err(e)?;
             chart
                 .draw_series(
                     vc.iter()
-                        .filter(|c| ok(c.q[j].lo) && ok(c.q[j].hi))
+                        .filter(|c| ok(c.q[j].lowest) && ok(c.q[j].highest))
                         .map(|c| {
                             PathElement::new(
-                                vec![(c.level, c.q[j].lo), (c.level, c.q[j].hi)],
+                                vec![(c.level, c.q[j].lowest), (c.level, c.q[j].highest)],
                                 col.stroke_width(1),
                             )
                         }),

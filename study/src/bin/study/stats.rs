@@ -2,19 +2,20 @@
 //! and p99.9; a cell shows their median and the lowest and highest run; a
 //! variant's ratio to `off` (same configuration and level) is
 //! `rseq_slice_lab::runs::compare` over the two cells' runs, with Holm's
-//! correction over every comparison of the matrix. A ratio is a claim only
-//! where both cells have [`MIN_RUNS`] runs from [`MIN_BOOTS`] boots and
-//! every run kept up with its load ([`stable`]).
+//! correction over the matrix's planned comparisons ([`family`]), fixed
+//! before any run's figures. A ratio is a claim only where both cells have
+//! [`MIN_RUNS`] runs from [`MIN_BOOTS`] boots, every run kept up with its
+//! load ([`stable`]) and was offered the same rate.
 
 use std::collections::HashMap;
 
-use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm};
-use rseq_slice_lab::{Ci, Weighted, median};
+use rseq_slice_lab::runs::{ALPHA, Shift, compare, holm, split_false_positive_rate};
+use rseq_slice_lab::{Weighted, median};
 use rseq_slice_study::report::CURVE;
 use serde::Serialize;
 
 use crate::plan::Config;
-use crate::store::Record;
+use crate::store::{Record, latest_ok};
 
 mod per_run;
 use per_run::latencies;
@@ -45,27 +46,44 @@ pub(crate) struct Summary {
     pub(crate) runs: usize,
     /// Distinct boots the runs come from.
     pub(crate) boots: usize,
+    /// Its runs in each boot, by the boot's label.
+    pub(crate) boot_runs: std::collections::BTreeMap<String, usize>,
+    /// The rate offered (the runs' median; see `rates`).
     pub(crate) rate: f64,
+    /// Every distinct rate its runs were offered, ascending: one, unless
+    /// its boots calibrated differently (then it is no claim).
+    pub(crate) rates: Vec<f64>,
     pub(crate) capacity: Option<f64>,
     pub(crate) samples: u64,
     pub(crate) throughput: f64,
-    /// p50, p99, p99.9: the runs' median (`est`), lowest (`lo`) and highest (`hi`).
-    pub(crate) q: [Ci; 3],
+    /// p50, p99, p99.9 over the runs.
+    pub(crate) q: [Spread; 3],
     /// Each run's p50, p99, p99.9 (`per_run[j][run]`).
     pub(crate) per_run: [Vec<f64>; 3],
     /// The service's own p50, p99, p99.9 (from the read of a request to its
     /// answer; `served_us` on its `/metrics`), like `q`: NaN where the
     /// service does not record it.
-    pub(crate) served: [Ci; 3],
+    pub(crate) served: [Spread; 3],
     /// Each one's ratio to `off`'s (none for `off`, or without `off`).
     pub(crate) ratio: Option<[Shift; 3]>,
-    /// Holm-adjusted p-values of the ratios (NaN: not a claim).
+    /// Holm-adjusted p-values of the ratios over the planned comparisons
+    /// ([`family`]); NaN without a ratio. Significant only for a claim.
     pub(crate) p_adjusted: [f64; 3],
     /// Runs and boots of the `off` cell the ratios compare with, and how
     /// many of its runs were unstable.
     pub(crate) off_runs: usize,
     pub(crate) off_boots: usize,
     pub(crate) off_unstable: usize,
+    /// The rates the `off` cell's runs were offered.
+    pub(crate) off_rates: Vec<f64>,
+    /// How its ratios' runs fall over boots: for each boot (in label
+    /// order), this cell's runs and the `off` cell's there. Empty without
+    /// a ratio.
+    pub(crate) split: Vec<(usize, usize)>,
+    /// The method's false-positive rate for that split (the A/A
+    /// simulation of `rseq_slice_lab::runs::split_false_positive_rate`):
+    /// above 5 %, no claim. NaN without a ratio.
+    pub(crate) split_false_positive: f64,
     /// Runs that did not keep up (see [`stable`]).
     pub(crate) unstable: usize,
     pub(crate) p90: f64,
@@ -99,26 +117,42 @@ pub(crate) struct Summary {
 pub(crate) enum Standing {
     /// Both sides stable, enough runs and boots.
     Claim,
+    /// Its runs, or its runs and `off`'s, were offered different rates:
+    /// the comparison mixes loads.
+    MixedRates,
     /// A run of either side did not keep up: its tail is its queue.
     Unstable,
     /// Fewer than [`MIN_RUNS`] runs a side.
     FewRuns,
     /// Runs from fewer than [`MIN_BOOTS`] boots.
     OneBoot,
+    /// Its runs and `off`'s fall over the boots in a way whose simulated
+    /// A/A false-positive rate exceeds 5 %.
+    Unbalanced,
 }
 
 impl Summary {
     /// Whether this cell's ratios can support a claim.
     pub(crate) fn standing(&self) -> Standing {
-        if self.unstable > 0 || self.off_unstable > 0 {
+        if !self.one_rate() {
+            Standing::MixedRates
+        } else if self.unstable > 0 || self.off_unstable > 0 {
             Standing::Unstable
         } else if self.runs < MIN_RUNS || self.off_runs < MIN_RUNS {
             Standing::FewRuns
         } else if self.boots < MIN_BOOTS || self.off_boots < MIN_BOOTS {
             Standing::OneBoot
+        } else if self.split_false_positive.is_nan() || self.split_false_positive > ALPHA {
+            Standing::Unbalanced
         } else {
             Standing::Claim
         }
+    }
+
+    /// Whether every run of this cell, and of the `off` cell its ratios
+    /// compare with, was offered the same rate.
+    pub(crate) fn one_rate(&self) -> bool {
+        self.rates.len() == 1 && (self.ratio.is_none() || self.off_rates == self.rates)
     }
 
     /// Whether quantile `j`'s ratio to `off` is a significant difference: a
@@ -133,15 +167,29 @@ fn num(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-fn spread(v: &[f64]) -> Ci {
+/// One figure over a cell's runs: their median, lowest and highest (no
+/// interval: a cell's uncertainty is in its ratios).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) lowest: f64,
+    pub(crate) highest: f64,
+}
+
+/// The spread of `v`'s finite values (NaN everywhere when none).
+fn spread(v: &[f64]) -> Spread {
     let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
     if f.is_empty() {
-        return Ci::NAN;
+        return Spread {
+            median: f64::NAN,
+            lowest: f64::NAN,
+            highest: f64::NAN,
+        };
     }
-    Ci {
-        est: median(f.clone()),
-        lo: f.iter().copied().fold(f64::INFINITY, f64::min),
-        hi: f.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    Spread {
+        median: median(f.clone()),
+        lowest: f.iter().copied().fold(f64::INFINITY, f64::min),
+        highest: f.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     }
 }
 
@@ -157,12 +205,58 @@ fn variant_rank(v: &str, base: &str, seen: &[String]) -> usize {
     }
 }
 
-/// Summaries of every cell of `runs` (successful `run` records):
-/// configurations in the order they first appear, then levels ascending,
-/// then the baseline, the control and the other variants. Ratios compare
-/// each with the baseline (`off` unless the runs say otherwise).
-pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
-    let base = runs.first().map_or("off", |r| r.baseline.as_str());
+/// The records' baseline variant (`off` unless they say otherwise).
+fn baseline(records: &[Record]) -> &str {
+    records.first().map_or("off", |r| r.baseline.as_str())
+}
+
+/// The matrix's planned comparisons, Holm's family: every configuration ×
+/// every level × every variant but the baseline that any run record
+/// names, failed ones included, each at p50, p99 and p99.9. The plan is a
+/// cross product run repeat by repeat, so these are the plan's cells
+/// whatever became of their runs; which cells turned out stable, or had
+/// enough runs, does not change it.
+pub(crate) fn family(records: &[Record]) -> Vec<Key> {
+    let base = baseline(records);
+    let (mut configs, mut levels, mut variants) = (Vec::new(), Vec::new(), Vec::new());
+    for c in records
+        .iter()
+        .filter(|r| r.kind == "run")
+        .filter_map(|r| r.cell.as_ref())
+    {
+        let level = (c.level.to_bits(), c.absolute);
+        if !configs.contains(&c.config) {
+            configs.push(c.config.clone());
+        }
+        if !levels.contains(&level) {
+            levels.push(level);
+        }
+        if c.variant != base && !variants.contains(&c.variant) {
+            variants.push(c.variant.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for c in &configs {
+        for &(l, a) in &levels {
+            for v in &variants {
+                out.push((c.clone(), l, a, v.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Summaries of every cell of `records` (runs.jsonl: the last successful
+/// record of each run key makes the cells; failed runs count only in the
+/// [`family`]): configurations in the order they first appear, then levels
+/// ascending, then the baseline, the control and the other variants.
+/// Ratios compare each with the baseline.
+pub(crate) fn summarize(records: &[Record]) -> Vec<Summary> {
+    let base = baseline(records);
+    let runs: Vec<&Record> = latest_ok(records)
+        .into_iter()
+        .filter(|r| r.kind == "run")
+        .collect();
     let mut keys: Vec<Key> = Vec::new();
     let mut by: HashMap<Key, Vec<&Record>> = HashMap::new();
     let (mut configs, mut variants): (Vec<Config>, Vec<String>) = (Vec::new(), Vec::new());
@@ -210,20 +304,38 @@ pub(crate) fn summarize(runs: &[&Record]) -> Vec<Summary> {
             s.ratio = Some(r);
         }
         (s.off_runs, s.off_boots, s.off_unstable) = (off.runs, off.boots, off.unstable);
+        s.off_rates = off.rates;
+        let mut boots: Vec<&String> = s.boot_runs.keys().chain(off.boot_runs.keys()).collect();
+        boots.sort_unstable();
+        boots.dedup();
+        s.split = boots
+            .iter()
+            .map(|b| {
+                let n = |m: &std::collections::BTreeMap<String, usize>| m.get(*b).copied();
+                (n(&s.boot_runs).unwrap_or(0), n(&off.boot_runs).unwrap_or(0))
+            })
+            .collect();
+        s.split_false_positive = split_false_positive_rate(&s.split);
     }
-    // Holm over every claim of the matrix, the control's included.
-    let mut slots = Vec::new();
-    let mut ps = Vec::new();
-    for (i, s) in out.iter().enumerate() {
-        if let (Some(r), Standing::Claim) = (s.ratio, s.standing()) {
-            for (j, shift) in r.iter().enumerate() {
-                slots.push((i, j));
-                ps.push(shift.p);
-            }
+    // Holm over the planned family, the control's comparisons included: a
+    // comparison without a ratio (its runs failed) counts with p = 1.
+    let fam = family(records);
+    let mut ps = Vec::with_capacity(3 * fam.len());
+    for k in &fam {
+        let shifts = index.get(k).and_then(|&i| out[i].ratio);
+        for j in 0..3 {
+            ps.push(shifts.map_or(1.0, |r| r[j].p));
         }
     }
-    for ((i, j), p) in slots.into_iter().zip(holm(&ps)) {
-        out[i].p_adjusted[j] = p;
+    let adjusted = holm(&ps);
+    for (n, k) in fam.iter().enumerate() {
+        if let Some(&i) = index.get(k)
+            && out[i].ratio.is_some()
+        {
+            out[i]
+                .p_adjusted
+                .copy_from_slice(&adjusted[3 * n..3 * n + 3]);
+        }
     }
     out
 }
@@ -277,9 +389,13 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
             .map(f)
             .sum::<u64>()
     };
-    let mut boots: Vec<&str> = rs.iter().map(|r| r.boot.as_str()).collect();
-    boots.sort_unstable();
-    boots.dedup();
+    let mut boot_runs = std::collections::BTreeMap::new();
+    for r in rs {
+        *boot_runs.entry(r.boot.clone()).or_insert(0) += 1;
+    }
+    let mut rates: Vec<f64> = rs.iter().map(|r| r.rate).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
     Summary {
         config: k.0.clone(),
         level: f64::from_bits(k.1),
@@ -287,8 +403,10 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         variant: k.3.clone(),
         baseline: base.to_string(),
         runs: rs.len(),
-        boots: boots.len(),
+        boots: boot_runs.len(),
+        boot_runs,
         rate: med(&|r| r.rate),
+        rates,
         capacity: rs.iter().find_map(|r| r.capacity),
         samples: lat.iter().map(Weighted::len).sum(),
         throughput: med(&|r| r.report.as_ref().map_or(f64::NAN, |p| p.throughput)),
@@ -303,6 +421,9 @@ fn cell(k: &Key, rs: &[&Record], base: &str) -> Summary {
         off_runs: 0,
         off_boots: 0,
         off_unstable: 0,
+        off_rates: Vec::new(),
+        split: Vec::new(),
+        split_false_positive: f64::NAN,
         unstable: rs.iter().filter(|r| !stable(r)).count(),
         p90: med_q(0.9),
         max: med_q(1.0),

@@ -7,11 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Result;
-use rseq_slice_lab::Ci;
 
 use crate::plan::Config;
 use crate::stats::{
-    CLIENT_BOUND, CONTROL, MIN_BOOTS, MIN_RUNS, Standing, Summary, control_false_positives,
+    CLIENT_BOUND, CONTROL, MIN_BOOTS, MIN_RUNS, Spread, Standing, Summary, control_false_positives,
     slo_capacity,
 };
 use crate::store::Record;
@@ -28,8 +27,9 @@ fn us(x: f64) -> String {
     }
 }
 
-fn ci_us(c: Ci) -> String {
-    format!("{} [{}–{}]", us(c.est), us(c.lo), us(c.hi))
+/// A figure over runs: `median [lowest–highest]`.
+fn spread_us(c: Spread) -> String {
+    format!("{} [{}–{}]", us(c.median), us(c.lowest), us(c.highest))
 }
 
 /// Quantile `j`'s ratio, its interval and adjusted p; `*` when
@@ -40,9 +40,25 @@ fn ci_ratio(s: &Summary, j: usize) -> String {
     };
     let c = r.ratio;
     let why = match s.standing() {
+        Standing::MixedRates => " (rates differ)".to_string(),
         Standing::Unstable => " unstable".to_string(),
         Standing::FewRuns => format!(" (n<{MIN_RUNS})"),
         Standing::OneBoot => " (1 boot)".to_string(),
+        Standing::Unbalanced => {
+            let side = |f: fn(&(usize, usize)) -> usize| {
+                s.split
+                    .iter()
+                    .map(|b| f(b).to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            };
+            format!(
+                " (split {} vs {}: A/A {:.0} %)",
+                side(|b| b.0),
+                side(|b| b.1),
+                100.0 * s.split_false_positive
+            )
+        }
         Standing::Claim if s.significant(j) == Some(true) => {
             format!(" p={:.3} *", s.p_adjusted[j])
         }
@@ -125,14 +141,14 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
                 s.boots,
                 s.unstable,
                 s.throughput,
-                ci_us(s.q[0]),
-                ci_us(s.q[1]),
-                ci_us(s.q[2]),
+                spread_us(s.q[0]),
+                spread_us(s.q[1]),
+                spread_us(s.q[2]),
                 r(0),
                 r(1),
                 r(2),
-                us(s.served[0].est),
-                us(s.served[2].est),
+                us(s.served[0].median),
+                us(s.served[2].median),
                 f(s.grants_per_1k, 1),
                 f(s.preempted_holds, 0)
             );
@@ -179,7 +195,7 @@ pub(crate) fn markdown(cells: &[Summary], calibrations: &[(Config, f64)], slo_us
     }
     let _ = writeln!(
         t,
-        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over every claim of the table; `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`."
+        "\nRuns are the unit: figures are the runs' median [lowest–highest run]; latency is the client's, from a request's intended send to its answer; \"served\" is the service's own, from its handler's start to its answer (the runs' median; – where the service does not record it). Ratios against `{base}` at the same configuration and rate: Hodges–Lehmann shift of the runs' log quantiles, 95 % interval and p-value from the exact Mann–Whitney distribution, p Holm-adjusted over the matrix's planned comparisons (every variant against `{base}` at every configuration and level, at p50, p99 and p99.9, whether or not it could be a claim); `*`: significant. A ratio is a claim only with ≥ {MIN_RUNS} runs a side from ≥ {MIN_BOOTS} boots, every run stable; otherwise it says why not: `unstable` (a run answered under 99 % of the requests scheduled in its window, left answers missing, its second half's median exceeded twice its first's + 0.5 ms, or loadgen used {CLIENT_BOUND} of a CPU or more: it measured a queue), `(n<{MIN_RUNS})`, `(1 boot)`, `(split … vs …: A/A N %)` (its runs and `{base}`'s, boot by boot, fall over the boots in a way whose simulated A/A comparisons are called different more than 5 % of the time), `(rates differ)` (its runs, or its runs and `{base}`'s, were offered different rates: every boot must offer a cell the same rate)."
     );
     t
 }
@@ -219,7 +235,7 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
             s.throughput
         );
         for q in s.q {
-            let _ = write!(row, ",{},{},{}", q.est, q.lo, q.hi);
+            let _ = write!(row, ",{},{},{}", q.median, q.lowest, q.highest);
         }
         for j in 0..3 {
             match s.ratio {
@@ -244,9 +260,9 @@ pub(crate) fn results_csv(path: &Path, cells: &[Summary]) -> Result<()> {
         let _ = write!(
             row,
             ",{},{},{},{},{},{},{},{},{k},{},{},{},{},{},{}",
-            s.served[0].est,
-            s.served[1].est,
-            s.served[2].est,
+            s.served[0].median,
+            s.served[1].median,
+            s.served[2].median,
             s.boots,
             s.unstable,
             s.p90,
@@ -348,8 +364,7 @@ mod tests {
     #[test]
     fn the_table_stars_claims_and_prints_the_control() {
         let rs = matrix(2.0);
-        let refs: Vec<&Record> = rs.iter().collect();
-        let cells = summarize(&refs);
+        let cells = summarize(&rs);
         let cal = [
             (cells[0].config.clone(), 200.0),
             (cells[0].config.clone(), 210.0),
@@ -366,7 +381,7 @@ mod tests {
             "{t}"
         );
         // Half the runs: no claim, and the table says why.
-        let few: Vec<&Record> = refs.iter().copied().filter(|r| r.boot == "1").collect();
+        let few: Vec<Record> = rs.into_iter().filter(|r| r.boot == "1").collect();
         let t = markdown(&summarize(&few), &cal, 1_500.0);
         let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
         assert!(!locks.contains(" *") && locks.contains("(n<10)"), "{locks}");

@@ -12,22 +12,22 @@ use crate::store::Record;
 const KEEP_UP: f64 = 0.99;
 
 /// ...or when the median of its second half exceeds twice its first
-/// half's plus this much, µs (a backlog that grows).
+/// half's plus this much, µs (a backlog that grows)...
 const BACKLOG_US: f64 = 500.0;
 
-/// Whether a run kept up with its offered rate: it answered at least 99 %
-/// of the requests scheduled in its measured window, none was missing at
-/// the end, and its second half's median is not more than twice the
-/// first's plus 0.5 ms (a growing backlog), and loadgen used under
-/// [`CLIENT_BOUND`] of a CPU (a busier client queues requests itself). An
-/// unstable run measures a queue, not the service's tail.
-///
-/// Answers are counted, not taken per second up to the last one: over a
-/// short window that rate is the tail's, not the backlog's (a 0.68 s
-/// window whose last answer came 7 ms late reads 99.0 %).
-/// loadgen's CPU share from which a run measures the client.
+/// ...or when loadgen used this share of a CPU or more (a busier client
+/// queues requests itself).
 pub(crate) const CLIENT_BOUND: f64 = 0.9;
 
+/// Whether a run kept up with its offered rate: it answered at least
+/// [`KEEP_UP`] of the requests scheduled in its measured window, none was
+/// missing at the end, its second half's median is not more than twice the
+/// first's plus [`BACKLOG_US`], and loadgen used under [`CLIENT_BOUND`] of
+/// a CPU. An unstable run measures a queue, not the service's tail.
+///
+/// Answers are counted against the requests scheduled, not taken as a rate
+/// up to the last answer: over a short window such a rate falls with the
+/// lateness of the last few answers (the tail), which is not a backlog.
 pub(crate) fn stable(r: &Record) -> bool {
     r.report.as_ref().is_some_and(|p| {
         let [a, b] = p.halves_p50.map(|x| x as f64);

@@ -45,8 +45,7 @@ pub(crate) fn matrix(locks_scale: f64) -> Vec<Record> {
 #[test]
 fn runs_are_the_unit_and_rows_come_in_order() {
     let rs = matrix(2.0);
-    let refs: Vec<&Record> = rs.iter().collect();
-    let cells = summarize(&refs);
+    let cells = summarize(&rs);
     let order: Vec<&str> = cells.iter().map(|c| c.variant.as_str()).collect();
     assert_eq!(order, ["off", CONTROL, "locks"]);
     let (off, control, locks) = (&cells[0], &cells[1], &cells[2]);
@@ -54,11 +53,8 @@ fn runs_are_the_unit_and_rows_come_in_order() {
     // Every figure lies within its runs' range.
     for s in &cells {
         for j in 0..3 {
-            assert!(
-                s.q[j].lo <= s.q[j].est && s.q[j].est <= s.q[j].hi,
-                "{:?}",
-                s.q[j]
-            );
+            let q = s.q[j];
+            assert!(q.lowest <= q.median && q.median <= q.highest, "{q:?}");
         }
     }
     assert_eq!(locks.standing(), Standing::Claim);
@@ -73,22 +69,19 @@ fn runs_are_the_unit_and_rows_come_in_order() {
 #[test]
 fn no_claim_from_few_runs_one_boot_or_an_unstable_run() {
     let few: Vec<Record> = matrix(2.0).into_iter().filter(|r| r.boot == "1").collect();
-    let refs: Vec<&Record> = few.iter().collect();
-    let cells = summarize(&refs);
+    let cells = summarize(&few);
     assert_eq!(cells[2].standing(), Standing::FewRuns);
     assert_eq!(cells[2].significant(2), Some(false));
     let mut one = matrix(2.0);
     for r in &mut one {
         r.boot = "1".into();
     }
-    let refs: Vec<&Record> = one.iter().collect();
-    assert_eq!(summarize(&refs)[2].standing(), Standing::OneBoot);
+    assert_eq!(summarize(&one)[2].standing(), Standing::OneBoot);
     let mut slow = matrix(2.0);
     if let Some(p) = slow[1].report.as_mut() {
         p.ok_measured = 4_900;
     }
-    let refs: Vec<&Record> = slow.iter().collect();
-    let cells = summarize(&refs);
+    let cells = summarize(&slow);
     assert_eq!(cells[0].unstable, 1);
     assert_eq!(cells[2].standing(), Standing::Unstable);
     assert_eq!(cells[2].significant(2), Some(false));
@@ -116,10 +109,129 @@ fn a_busy_client_makes_a_run_unstable() {
 #[test]
 fn slo_capacity_takes_the_highest_rate_that_holds() {
     let rs = matrix(2.0);
-    let refs: Vec<&Record> = rs.iter().collect();
-    let cells = summarize(&refs);
+    let cells = summarize(&rs);
     let caps = slo_capacity(&cells, 1_500.0);
     let get = |v: &str| caps.iter().find(|c| c.1 == v).unwrap().2;
     assert_eq!(get("off"), Some(100.0));
     assert_eq!(get("locks"), None, "p99.9 about 2.2 ms");
+}
+
+#[test]
+fn a_cell_whose_boots_offered_different_rates_is_no_claim() {
+    // Boot 2 offered 105 req/s where boot 1 offered 100: every cell mixes
+    // two rates.
+    let mut mixed = matrix(2.0);
+    for r in mixed.iter_mut().filter(|r| r.boot == "2") {
+        r.rate = 105.0;
+    }
+    let cells = summarize(&mixed);
+    assert_eq!(cells[2].rates, [100.0, 105.0]);
+    assert_eq!(cells[2].standing(), Standing::MixedRates);
+    assert_eq!(cells[2].significant(2), Some(false));
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    let locks = t.lines().find(|l| l.contains("| locks |")).unwrap();
+    assert!(
+        !locks.contains(" *") && locks.contains("(rates differ)"),
+        "{locks}"
+    );
+    assert!(
+        t.contains("50 % off 100, 105 req/s; 50 % control 100, 105 req/s"),
+        "{t}"
+    );
+    // Each cell at one rate, but `locks` at another than `off`'s.
+    let mut apart = matrix(2.0);
+    for r in apart
+        .iter_mut()
+        .filter(|r| r.cell.as_ref().unwrap().variant == "locks")
+    {
+        r.rate = 105.0;
+    }
+    let cells = summarize(&apart);
+    assert_eq!((cells[0].rates.len(), cells[2].rates.len()), (1, 1));
+    assert_eq!(cells[2].standing(), Standing::MixedRates);
+    assert_eq!(
+        cells[1].standing(),
+        Standing::Claim,
+        "control ran at off's rate"
+    );
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    assert!(
+        t.contains("50 % locks 105 req/s against off's 100 req/s."),
+        "{t}"
+    );
+}
+
+#[test]
+fn the_holm_family_is_every_planned_comparison_whatever_the_runs_gave() {
+    // control and locks against off, at p50, p99, p99.9: 6 comparisons,
+    // even where control's cell has an unstable run and cannot be claimed.
+    let mut rs = matrix(2.0);
+    let c = rs
+        .iter_mut()
+        .find(|r| r.cell.as_ref().unwrap().variant == CONTROL)
+        .unwrap();
+    c.report.as_mut().unwrap().ok_measured = 4_900;
+    let cells = summarize(&rs);
+    let (control, locks) = (&cells[1], &cells[2]);
+    assert_eq!(control.standing(), Standing::Unstable);
+    let p = locks.ratio.unwrap().map(|s| s.p);
+    // 10 runs a side wholly apart: p = 2 / C(20, 10), the smallest of the 6.
+    assert!((p[2] - 2.0 / 184_756.0).abs() < 1e-12, "{p:?}");
+    for (j, p) in p.into_iter().enumerate() {
+        let adjusted = locks.p_adjusted[j];
+        assert!(
+            (adjusted - 6.0 * p).abs() < 1e-12,
+            "quantile {j}: {adjusted} for p {p}"
+        );
+        assert_eq!(locks.significant(j), Some(true));
+        assert_eq!(control.significant(j), Some(false));
+    }
+    // A planned variant whose every run failed still counts: 9 comparisons.
+    let mut failed = run("sched", 0, 1.0, "1");
+    (failed.ok, failed.report) = (false, None);
+    rs.push(failed);
+    assert_eq!(family(&rs).len(), 3);
+    let cells = summarize(&rs);
+    assert_eq!(cells.len(), 3, "no cell for sched");
+    let p = cells[2].ratio.unwrap()[2].p;
+    assert!((cells[2].p_adjusted[2] - 9.0 * p).abs() < 1e-12);
+}
+
+/// `matrix` with each side's runs laid over the boots as given: `locks`
+/// and `control` have `split.0` runs in boot 1, `off` has `split.1`.
+fn laid_out(split: (u32, u32)) -> Vec<Record> {
+    let mut rs = matrix(2.0);
+    for r in &mut rs {
+        let c = r.cell.as_ref().unwrap();
+        let first = if c.variant == "off" { split.1 } else { split.0 };
+        r.boot = if c.repeat < first { "1" } else { "2" }.into();
+    }
+    rs
+}
+
+#[test]
+fn a_split_of_runs_over_boots_that_does_not_hold_the_level_is_no_claim() {
+    // 7/3 on both sides, as --resume leaves it: the level holds.
+    let cells = summarize(&laid_out((7, 7)));
+    assert_eq!(cells[2].split, [(7, 7), (3, 3)]);
+    assert!(cells[2].split_false_positive <= 0.05);
+    assert_eq!(cells[2].standing(), Standing::Claim);
+    // 8/2 against off's 2/8: boot effects fall on one side, and the
+    // simulated A/A rate of that split is far above 5 %.
+    let cells = summarize(&laid_out((8, 2)));
+    let locks = &cells[2];
+    assert_eq!(locks.split, [(8, 2), (2, 8)]);
+    assert!(
+        locks.split_false_positive > 0.1,
+        "{}",
+        locks.split_false_positive
+    );
+    assert_eq!(locks.standing(), Standing::Unbalanced);
+    assert_eq!(locks.significant(2), Some(false));
+    let t = crate::table::markdown(&cells, &[], 1_500.0);
+    let row = t.lines().find(|l| l.contains("| locks |")).unwrap();
+    assert!(
+        !row.contains(" *") && row.contains("(split 8/2 vs 2/8: A/A 22 %)"),
+        "{row}"
+    );
 }
