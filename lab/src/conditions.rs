@@ -30,6 +30,9 @@ pub struct Conditions {
     pub slice_ext_nsec: String,
     /// Whether the kernel checks the protocol (`rseq_debug=1` on its command line).
     pub rseq_debug: bool,
+    /// The kernel's preemption model (`lazy`, `full`, `voluntary`, `none`):
+    /// debugfs `sched/preempt`, else `preempt=` on the command line, else `?`.
+    pub preempt: String,
     /// `uname -r`.
     pub kernel: String,
     /// Whose rseq area this thread uses, or why the extension is off.
@@ -57,13 +60,17 @@ impl Conditions {
             rseq_debug: read("/proc/cmdline")
                 .split_whitespace()
                 .any(|w| w == "rseq_debug=1" || w == "rseq_debug"),
+            preempt: preempt_model(
+                &read("/sys/kernel/debug/sched/preempt"),
+                &read("/proc/cmdline"),
+            ),
             kernel: read("/proc/sys/kernel/osrelease"),
             rseq_area,
         }
     }
 
     /// `(column, value)` pairs, for a CSV header and rows.
-    pub fn columns(&self) -> [(&'static str, String); 9] {
+    pub fn columns(&self) -> [(&'static str, String); 10] {
         [
             ("cpus", self.cpus.to_string()),
             ("clock", self.clock.clone()),
@@ -72,6 +79,7 @@ impl Conditions {
             ("clocksource", self.clocksource.clone()),
             ("slice_ext_nsec", self.slice_ext_nsec.clone()),
             ("rseq_debug", u8::from(self.rseq_debug).to_string()),
+            ("preempt", self.preempt.clone()),
             ("kernel", self.kernel.clone()),
             ("rseq_area", self.rseq_area.clone()),
         ]
@@ -79,6 +87,20 @@ impl Conditions {
 }
 
 const DEBUGFS_RSEQ: &str = "/sys/kernel/debug/rseq";
+
+/// The preemption model from debugfs' `sched/preempt` (the current one in
+/// parentheses: `none voluntary full (lazy)`), else from `preempt=` on the
+/// kernel command line, else `?`.
+fn preempt_model(debugfs: &str, cmdline: &str) -> String {
+    let current = debugfs
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('(')?.strip_suffix(')'));
+    let asked = cmdline
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("preempt="))
+        .next_back();
+    current.or(asked).unwrap_or("?").to_string()
+}
 
 impl Conditions {
     /// Whether the fidelity checks failed for this platform: the platform
@@ -112,7 +134,7 @@ impl fmt::Display for Conditions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}, {} time, {}{}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, Linux {}, rseq area: {}",
+            "{} {}, {} time, {}{}, clocksource {}, slice_ext_nsec {}, rseq_debug {}, preempt {}, Linux {}, rseq area: {}",
             self.cpus,
             if self.qemu == "native" {
                 "CPUs"
@@ -129,6 +151,7 @@ impl fmt::Display for Conditions {
             self.clocksource,
             self.slice_ext_nsec,
             if self.rseq_debug { "on" } else { "off" },
+            self.preempt,
             self.kernel,
             self.rseq_area
         )
@@ -148,5 +171,16 @@ mod tests {
         assert!(line.contains(&c.kernel) && line.contains("time"), "{line}");
         let cols = c.columns();
         assert_eq!(cols[0], ("cpus", c.cpus.to_string()));
+    }
+
+    #[test]
+    fn the_preemption_model_is_the_bracketed_one() {
+        assert_eq!(preempt_model("none voluntary full (lazy)", ""), "lazy");
+        assert_eq!(
+            preempt_model("none voluntary (full) lazy", "preempt=lazy"),
+            "full"
+        );
+        assert_eq!(preempt_model("?", "quiet preempt=full"), "full");
+        assert_eq!(preempt_model("?", "quiet"), "?");
     }
 }

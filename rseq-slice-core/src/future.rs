@@ -56,7 +56,11 @@ impl<F: Future> Future for SliceCritical<F> {
         };
         // Outside the guard, on the caller's span: the grants of this poll.
         #[cfg(feature = "tracing")]
-        crate::diagnostics::report_grants();
+        crate::local::LOCAL.with(|l| {
+            if l.has_unreported() {
+                crate::grant_events::report(l);
+            }
+        });
         out
     }
 }

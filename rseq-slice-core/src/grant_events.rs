@@ -15,6 +15,8 @@ use crate::local::Local;
 
 /// Emit one event for the grants `l` counted since the last report.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[cold]
+#[inline(never)]
 pub(crate) fn report(l: &Local) {
     #[cfg(feature = "tracing")]
     if let Some((granted, yielded)) = l.take_unreported() {

@@ -161,6 +161,15 @@ impl Local {
         }
     }
 
+    /// Whether a grant was counted since the last
+    /// [`take_unreported`](Local::take_unreported): one compare, for the
+    /// paths that report after every section.
+    #[cfg(feature = "tracing")]
+    #[inline(always)]
+    pub(crate) fn has_unreported(&self) -> bool {
+        self.counts.granted.get() != self.reported.get().0
+    }
+
     /// The grants counted since the last call, as `(granted, yielded)`, and
     /// mark them reported; `None` when there were none. A grant a signal
     /// handler counts meanwhile is left for the next call.

@@ -3,20 +3,24 @@
 //! the table says, for each, what was measured and whether it passed. Exit
 //! status 0 when every check passed, 1 otherwise.
 //!
-//! The known answers, from Linux on hardware (and from a one-vCPU guest in
-//! virtual time, which matches it):
+//! The known answers, derived from Linux 7.2's scheduler for the running
+//! kernel's preemption model, cache layout and base slice (read from it:
+//! `kernel.rs`; docs/guest.md cites the code):
 //! - N busy CPUs each make the same progress (and together N times one's:
 //!   reported, since in virtual time one host thread runs every vCPU);
 //! - two equal-priority hogs pinned to one CPU get about equal CPU time;
 //! - a wake-up across CPUs costs about what one on the same CPU does, and
-//!   about the same beside low-priority (`nice 19`) hogs;
+//!   about the same beside low-priority (`nice 19`) hogs, but for one tick
+//!   where a lazy remote wake-up waits for the target's tick;
+//! - a spinning waiter sees another CPU's store in about 0.1 µs;
 //! - `SCHED_IDLE` hogs leave a nice-0 service's p99.9 within 1.5× of its
-//!   quiet value, and `nice 19` hogs within one scheduler tick of it (the
-//!   guest kernel is PREEMPT_LAZY at HZ=1000: a wake-up that must preempt a
-//!   fair-class hog waits for the next tick; the one-vCPU reference shows
-//!   exactly that, 115 → 728 µs);
+//!   quiet value (plus that tick), and `nice 19` hogs within the hog's
+//!   protected slice (`RUN_TO_PARITY`: the base slice, 0.7 ms × (1 + log2
+//!   CPUs)) plus that tick;
 //! - a lower load never gives a worse tail.
 
+mod handoff;
+mod kernel;
 mod probes;
 mod sched;
 
@@ -27,6 +31,8 @@ use clap::Parser;
 use rseq_slice_lab::Conditions;
 use serde::Serialize;
 
+use handoff::handoff;
+use kernel::Kernel;
 use probes::{Served, capacity, equal_share, ping_pong, service, speed};
 use sched::{Batch, Hogs, cpus};
 
@@ -59,7 +65,7 @@ struct Cli {
 struct Check {
     name: &'static str,
     figure: String,
-    expect: &'static str,
+    expect: String,
     pass: Option<bool>,
     /// The check's main number, compared across boots.
     value: f64,
@@ -104,7 +110,8 @@ fn main() {
         (all, Vec::new(), None)
     };
     let conditions = Conditions::detect();
-    eprintln!("fidelity: {conditions}");
+    let kernel = Kernel::detect(&conditions.preempt, all);
+    eprintln!("fidelity: {conditions}; {}", kernel.describe());
     let mut checks = Vec::new();
 
     // The vCPUs' progress while all run: each its share (fairness), and
@@ -120,7 +127,7 @@ fn main() {
         checks.push(Check {
             name: "vcpu_fairness",
             figure: format!("{n} busy vCPUs: the slowest progresses {fair:.2}x the fastest"),
-            expect: ">= 0.80x",
+            expect: ">= 0.80x".into(),
             pass: Some(fair >= 0.8),
             value: fair,
         });
@@ -128,7 +135,7 @@ fn main() {
         checks.push(Check {
             name: "vcpu_scaling",
             figure: format!("{n} busy vCPUs do {scaling:.2}x the work of one"),
-            expect: "about N on hardware (reference)",
+            expect: "about N on hardware (reference)".into(),
             pass: None,
             value: scaling,
         });
@@ -142,7 +149,7 @@ fn main() {
             figure: format!(
                 "two nice-0 hogs per vCPU: the smaller gets {share:.2}x the larger's CPU time"
             ),
-            expect: ">= 0.80x",
+            expect: ">= 0.80x".into(),
             pass: Some(share >= 0.8),
             value: share,
         });
@@ -157,7 +164,7 @@ fn main() {
             us(&same, 0.5),
             us(&same, 0.99)
         ),
-        expect: "reference",
+        expect: "reference".into(),
         pass: None,
         value: us(&same, 0.99),
     });
@@ -171,7 +178,7 @@ fn main() {
                 "p50 {:.1} µs, p99 {p99:.1} µs (bound {bound:.0} µs)",
                 us(&cross, 0.5)
             ),
-            expect: "p99 <= 3x same-CPU p99 + 20 µs",
+            expect: "p99 <= 3x same-CPU p99 + 20 µs".into(),
             pass: Some(p99 <= bound),
             value: p99,
         });
@@ -183,15 +190,31 @@ fn main() {
         let hogs = Hogs::start(n, Batch::Nice19, &svc);
         let h = ping_pong(0, all - 1, d);
         drop(hogs);
-        let (p99, bound) = (us(&h, 0.99), 3.0 * us(&reference, 0.99) + 20.0);
+        let tick = kernel.tick_if_remote(all);
+        let (p99, bound) = (us(&h, 0.99), 3.0 * us(&reference, 0.99) + 20.0 + tick);
         checks.push(Check {
             name: "wake_beside_nice19",
             figure: format!(
                 "p50 {:.1} µs, p99 {p99:.1} µs (bound {bound:.0} µs)",
                 us(&h, 0.5)
             ),
-            expect: "p99 <= 3x idle p99 + 20 µs",
+            expect: format!("p99 <= 3x idle p99 + 20 µs + {tick:.0} µs (a lazy remote tick)"),
             pass: Some(p99 <= bound),
+            value: p99,
+        });
+    }
+    if all > 1 {
+        let h = handoff(0, all - 1, d);
+        let (p50, p99) = (us(&h, 0.5), us(&h, 0.99));
+        checks.push(Check {
+            name: "handoff_cross_cpu",
+            figure: format!(
+                "a spinning waiter sees the other vCPU's store in p50 {p50:.2} µs, p99 {p99:.2} µs: \
+                 critical sections of {:.0} µs or more are long against it (10x p99)",
+                10.0 * p99
+            ),
+            expect: "p99 <= 1 µs (hardware: about 0.1 µs)".into(),
+            pass: Some(p99 <= 1.0),
             value: p99,
         });
     }
@@ -212,7 +235,7 @@ fn main() {
     checks.push(Check {
         name: "service_quiet",
         figure: served_figure(&quiet),
-        expect: "keeps up (reference)",
+        expect: "keeps up (reference)".into(),
         pass: Some(quiet_tail.is_some()),
         value: quiet_tail.unwrap_or(f64::NAN),
     });
@@ -225,9 +248,17 @@ fn main() {
     for &b in batches {
         let s = run(0.5, Some(b));
         let t = tail(&s);
+        let allowance = kernel.nice19_allowance_us(all);
+        let tick = kernel.tick_if_remote(all);
         let (name, pass) = match b {
-            Batch::Nice19 => ("service_nice19", Some(within_tick(t, quiet_tail))),
-            Batch::Idle => ("service_sched_idle", Some(within(t, quiet_tail, 1.5))),
+            Batch::Nice19 => (
+                "service_nice19",
+                Some(within_plus(t, quiet_tail, 1.0, allowance)),
+            ),
+            Batch::Idle => (
+                "service_sched_idle",
+                Some(within_plus(t, quiet_tail, 1.5, tick)),
+            ),
             Batch::Nice0 => ("service_nice0", None),
         };
         if b == Batch::Nice19 {
@@ -237,9 +268,16 @@ fn main() {
             name,
             figure: format!("{}: {}", b.name(), served_figure(&s)),
             expect: match b {
-                Batch::Nice19 => "keeps up, p99.9 <= quiet + 1 tick (1 ms)",
-                Batch::Idle => "keeps up, p99.9 <= 1.5x quiet",
-                Batch::Nice0 => "reference",
+                Batch::Nice19 => format!(
+                    "keeps up, p99.9 <= quiet + {allowance:.0} µs (the hog's slice{})",
+                    if tick > 0.0 {
+                        " + a lazy remote tick"
+                    } else {
+                        ""
+                    }
+                ),
+                Batch::Idle => format!("keeps up, p99.9 <= 1.5x quiet + {tick:.0} µs"),
+                Batch::Nice0 => "reference".into(),
             },
             pass,
             value: t.unwrap_or(f64::NAN),
@@ -251,8 +289,8 @@ fn main() {
         checks.push(Check {
             name: "lower_load_no_worse",
             figure: format!("nice-19 hogs at 20 % load: {}", served_figure(&low)),
-            expect: "p99.9 <= 1.5x the 50 % figure",
-            pass: Some(within(t, nice19_high, 1.5)),
+            expect: "p99.9 <= 1.5x the 50 % figure".into(),
+            pass: Some(within_plus(t, nice19_high, 1.5, 0.0)),
             value: t.unwrap_or(f64::NAN),
         });
     }
@@ -264,6 +302,7 @@ fn main() {
             "mode": cli.mode,
             "conditions": conditions,
             "short": cli.short,
+            "kernel": kernel.describe(),
             "client_cpu": cli.client_cpu,
             "secs": d.as_secs_f64(),
             "checks": checks,
@@ -277,17 +316,10 @@ fn main() {
     std::process::exit(i32::from(failed > 0));
 }
 
-/// One scheduler tick of the guest kernel (HZ=1000), µs.
-const TICK_US: f64 = 1000.0;
-
-/// `a <= b + one tick`, both measured (a service that did not keep up fails).
-fn within_tick(a: Option<f64>, b: Option<f64>) -> bool {
-    matches!((a, b), (Some(a), Some(b)) if a <= b + TICK_US)
-}
-
-/// `a <= factor * b`, both measured (a service that did not keep up fails).
-fn within(a: Option<f64>, b: Option<f64>, factor: f64) -> bool {
-    matches!((a, b), (Some(a), Some(b)) if a <= factor * b)
+/// `a <= factor * b + plus_us`, both measured (a service that did not keep
+/// up fails).
+fn within_plus(a: Option<f64>, b: Option<f64>, factor: f64, plus_us: f64) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a <= factor * b + plus_us)
 }
 
 fn print_table(mode: &str, conditions: &Conditions, checks: &[Check]) {
