@@ -56,11 +56,18 @@ pub(crate) fn test_binaries(cmd: &mut Command) -> Result<Vec<TestBin>> {
     let libraries = ["rseq-slice-core", "rseq-slice-tokio", "rseq-slice-glommio"]
         .map(|c| workspace_root().join(c));
     let mut bins = Vec::new();
+    // The unit tests of lab and the study's binary: statistics, parsing and
+    // tables, the same on any kernel (and slow under emulation).
+    let computation = ["lab", "study/src/bin/study"].map(|c| workspace_root().join(c));
     for (exe, a) in artifacts_json(cmd, |a| a["profile"]["test"].as_bool() == Some(true))? {
         let src = PathBuf::from(a["target"]["src_path"].as_str().unwrap_or(""));
+        let unit = a["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().all(|k| k != "test"));
         bins.push(TestBin {
             exe,
             library: libraries.iter().any(|l| src.starts_with(l)),
+            host_only: unit && computation.iter().any(|c| src.starts_with(c)),
         });
     }
     Ok(bins)

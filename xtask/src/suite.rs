@@ -24,6 +24,9 @@ pub(crate) enum Pass {
 pub(crate) struct TestBin {
     pub(crate) exe: PathBuf,
     pub(crate) library: bool,
+    /// Unit tests that only compute (lab's, the study binary's): the host
+    /// run covers them, the guest leaves them out.
+    pub(crate) host_only: bool,
 }
 
 impl TestBin {
@@ -117,7 +120,7 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
         &triple,
     ]))?;
     let static_kernel: Vec<&TestBin> = static_bins.iter().collect();
-    let all: Vec<&TestBin> = bins.iter().collect();
+    let all: Vec<&TestBin> = bins.iter().filter(|b| !b.host_only).collect();
     // Binaries with tests that need the kernel: the only ones worth a run
     // where the feature is off (legacy glibc, switched off at boot).
     let kernel: Vec<&TestBin> = bins.iter().filter(|b| b.kernel()).collect();
