@@ -40,7 +40,7 @@ pub(crate) struct Boot {
     /// The root filesystem the guest boots.
     pub(crate) root: Root,
     /// The qemu that runs it.
-    pub(crate) qemu: crate::qemu::Qemu,
+    pub(crate) qemu: crate::qemu::Emulator,
     /// The study's layout: the last vCPU is the client's alone. Only the
     /// fidelity verdict reads it (the layout is checked apart).
     pub(crate) client_cpu: bool,
@@ -123,7 +123,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
          cd {root}\n{script}\n",
         nsec = boot.slice_ext_nsec,
         clock = sh_quote(&boot.clock.describe()),
-        qemu = sh_quote(boot.qemu.describe()),
+        qemu = sh_quote(&boot.qemu.describe()),
         fidelity = sh_quote(&crate::fidelity::verdict(boot)),
         root = boot.path(workspace_root())?,
     );
@@ -152,6 +152,7 @@ pub(crate) fn run(boot: &Boot, script: &str) -> Result<i32> {
             None => Vec::new(),
         })
         .args(root_args(boot)?)
+        .envs(boot.qemu.env())
         .arg("--exec")
         .arg(format!("sh {}", boot.path(file.path())?))
         .stdin(Stdio::null())
@@ -297,7 +298,7 @@ mod tests {
             rw_dirs: Vec::new(),
             clock: Clock::Virtual { shift: 0 },
             root,
-            qemu: crate::qemu::Qemu::Host,
+            qemu: crate::qemu::Emulator::host(),
             client_cpu: false,
         }
     }

@@ -22,7 +22,8 @@
 //! - `cargo xtask packages`: `cargo test` inside each crate's `.crate`.
 //!
 //! Modules: `guest` (booting it), `kernel` (finding or building one),
-//! `tools` (qemu and virtme-ng), `debian_root` (the glibc 2.41 root),
+//! `tools` (qemu and virtme-ng), `qemu` and `qemu_bounded` (which qemu,
+//! and the bounded-turn one built from source), `debian_root` (the glibc 2.41 root),
 //! `build` (cargo and its artifacts), `suite`, `bench`, `bench_locks`,
 //! `fidelity`, `study`, `packages`.
 
@@ -35,6 +36,7 @@ mod guest;
 mod kernel;
 mod packages;
 mod qemu;
+mod qemu_bounded;
 mod study;
 mod suite;
 mod tools;
@@ -197,11 +199,18 @@ pub(crate) struct BootArgs {
     /// (results then swing with host load).
     #[arg(long)]
     real_time: bool,
-    /// The qemu that boots the guest: Debian 12's 7.2 (`host`), or
-    /// trixie's 10.0 (`trixie`, from a root built into the cache), whose
-    /// round-robin splits each slice between the vCPUs.
+    /// The qemu that boots the guest: Debian 12's 7.2 (`host`), trixie's
+    /// 10.0 (`trixie`, from a root built into the cache), whose round-robin
+    /// splits each slice between the vCPUs, or 7.2 with bounded turns
+    /// (`bounded`, built from source into the cache the first time, about
+    /// 10 minutes), where no vCPU runs more than `--quantum` instructions
+    /// at a turn.
     #[arg(long, value_enum, default_value_t = qemu::Qemu::Host)]
     pub(crate) qemu: qemu::Qemu,
+    /// `--qemu bounded`: instructions per vCPU turn (ns of virtual time at
+    /// `--shift 0`), at least 512 [default: 5000]. Results record it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(qemu::MIN_QUANTUM as i64..))]
+    pub(crate) quantum: Option<u32>,
     /// Virtual time: each guest instruction takes 2^SHIFT ns (0 = 1 GIPS).
     #[arg(long, default_value_t = guest::DEFAULT_SHIFT, value_parser = clap::value_parser!(u8).range(0..=4), conflicts_with = "real_time")]
     shift: u8,
@@ -226,7 +235,7 @@ impl BootArgs {
             } else {
                 guest::Clock::Virtual { shift: self.shift }
             },
-            qemu: self.qemu,
+            qemu: qemu::Emulator::new(self.qemu, self.quantum)?,
             client_cpu: false,
             root: if self.debian_root {
                 guest::Root::Debian(debian_root::root()?)
