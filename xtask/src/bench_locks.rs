@@ -93,9 +93,19 @@ pub(crate) fn run(args: &Args) -> Result<bool> {
         drop(hogs);
         return Ok(ok && compare(&a.join("locks.csv"), &b.join("locks.csv"))?);
     }
+    // The platform beside the vCPUs: `-qemu7.2-q5000` for bounded turns,
+    // `-full` under `preempt=full`; nothing for the defaults.
+    let boot = args.boot.boot(1)?;
+    let mut platform = String::new();
+    if boot.qemu.slug() != crate::qemu::Emulator::host().slug() {
+        platform += &format!("-{}", boot.qemu.slug());
+    }
+    if boot.preempt == crate::guest::Preempt::Full {
+        platform += "-full";
+    }
     for &cpus in &vcpus {
         for &slice in &slices {
-            let dir = out.join(format!("guest/cpus{cpus}-slice{slice}"));
+            let dir = out.join(format!("guest/cpus{cpus}-slice{slice}{platform}"));
             ok &= boot_once(args, &exe, cpus, slice, &dir)?;
         }
     }

@@ -35,15 +35,19 @@ pub(crate) struct Args {
 /// How far two boots' figures of one check may differ (max / min).
 const REPEAT_BOUND: f64 = 1.5;
 
-/// The file slug of a boot's platform mode (`virtual-qemu10.0`, and
-/// `-client` for the study's layout).
+/// The file slug of a boot's platform mode (`virtual-qemu10.0`, `-full`
+/// under `preempt=full`, and `-client` for the study's layout).
 fn mode_slug(b: &Boot) -> String {
     let clock = match b.clock {
         guest::Clock::Real => "real",
         guest::Clock::Virtual { .. } => "virtual",
     };
+    let preempt = match b.preempt {
+        guest::Preempt::Lazy => "",
+        guest::Preempt::Full => "-full",
+    };
     let layout = if b.client_cpu { "-client" } else { "" };
-    format!("{clock}-{}{layout}", b.qemu.slug())
+    format!("{clock}-{}{preempt}{layout}", b.qemu.slug())
 }
 
 /// What the last `cargo xtask fidelity` said of `b`'s platform mode and

@@ -44,6 +44,30 @@ pub(crate) struct Boot {
     /// The study's layout: the last vCPU is the client's alone. Only the
     /// fidelity verdict reads it (the layout is checked apart).
     pub(crate) client_cpu: bool,
+    /// The kernel's preemption model, set at boot (`preempt=`).
+    pub(crate) preempt: Preempt,
+}
+
+/// The guest kernel's preemption model (`preempt=` at boot; the shared
+/// kernel is built `PREEMPT_LAZY` with `PREEMPT_DYNAMIC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub(crate) enum Preempt {
+    /// `PREEMPT_LAZY`: a fair-class wake-up preemption sets only the lazy
+    /// flag, acted on at the next return to user or tick.
+    #[default]
+    Lazy,
+    /// `PREEMPT_FULL`: wake-up preemption acts at once (an IPI for another CPU).
+    Full,
+}
+
+impl Preempt {
+    /// Its name on the kernel command line, in results and in file names.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Preempt::Lazy => "lazy",
+            Preempt::Full => "full",
+        }
+    }
 }
 
 /// The guest's root filesystem.
@@ -300,6 +324,7 @@ mod tests {
             root,
             qemu: crate::qemu::Emulator::host(),
             client_cpu: false,
+            preempt: Preempt::Lazy,
         }
     }
 

@@ -211,6 +211,10 @@ pub(crate) struct BootArgs {
     /// `--shift 0`), at least 512 [default: 5000]. Results record it.
     #[arg(long, value_parser = clap::value_parser!(u32).range(qemu::MIN_QUANTUM as i64..))]
     pub(crate) quantum: Option<u32>,
+    /// The kernel's preemption model, set at boot (`preempt=`): `lazy` (the
+    /// shared kernel's default) or `full`. Results record it.
+    #[arg(long, value_enum, default_value_t = guest::Preempt::Lazy)]
+    pub(crate) preempt: guest::Preempt,
     /// Virtual time: each guest instruction takes 2^SHIFT ns (0 = 1 GIPS).
     #[arg(long, default_value_t = guest::DEFAULT_SHIFT, value_parser = clap::value_parser!(u8).range(0..=4), conflicts_with = "real_time")]
     shift: u8,
@@ -222,6 +226,7 @@ impl BootArgs {
         if !self.no_rseq_debug {
             append.push("rseq_debug=1".to_string());
         }
+        append.push(format!("preempt={}", self.preempt.name()));
         append.extend(self.append.iter().cloned());
         Ok(Boot {
             cpus: self.cpus.unwrap_or(default_cpus),
@@ -237,6 +242,7 @@ impl BootArgs {
             },
             qemu: qemu::Emulator::new(self.qemu, self.quantum)?,
             client_cpu: false,
+            preempt: self.preempt,
             root: if self.debian_root {
                 guest::Root::Debian(debian_root::root()?)
             } else {

@@ -68,7 +68,6 @@ impl Emulator {
     }
 
     /// Debian 12's own qemu.
-    #[cfg(test)]
     pub(crate) fn host() -> Self {
         Emulator {
             qemu: Qemu::Host,
