@@ -265,7 +265,13 @@ fn main() {
             boot,
         } => {
             let passes = if passes.is_empty() {
-                vec![Pass::FeatureOn, Pass::Off, Pass::Glibc241, Pass::Fidelity]
+                vec![
+                    Pass::FeatureOn,
+                    Pass::Off,
+                    Pass::Glibc241,
+                    Pass::Fidelity,
+                    Pass::FidelityBounded,
+                ]
             } else {
                 passes
             };

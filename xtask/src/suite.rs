@@ -18,6 +18,10 @@ pub(crate) enum Pass {
     /// trust (one vCPU, virtual time): a change of qemu, kernel or options
     /// that bends scheduling fails here.
     Fidelity,
+    /// The same at 2 vCPUs on the bounded-turn qemu (`--qemu bounded`, the
+    /// default quantum; built into the cache the first time): the layout
+    /// that multi-vCPU measurements use.
+    FidelityBounded,
 }
 
 /// A test executable and whether it belongs to one of the library crates.
@@ -208,9 +212,20 @@ pub(crate) fn guest_suite(boot: &BootArgs, passes: &[Pass]) -> Result<bool> {
                     "fidelity checks, short form, 1 vCPU in virtual time",
                 )
             }
+            Pass::FidelityBounded => {
+                let mut b = boot.boot(2)?;
+                b.cpus = 2;
+                b.qemu = crate::qemu::Emulator::new(crate::qemu::Qemu::Bounded, None)?;
+                b.append.retain(|w| w != "rseq_debug=1");
+                (
+                    b,
+                    Vec::new(),
+                    "fidelity checks, short form, 2 vCPUs with bounded turns in virtual time",
+                )
+            }
         };
         let script = match pass {
-            Pass::Fidelity => crate::fidelity::short_script(&b)?,
+            Pass::Fidelity | Pass::FidelityBounded => crate::fidelity::short_script(&b)?,
             _ => suite_script(&b, &runs)?,
         };
         let code = guest::run(&b, &script)?;
