@@ -8,8 +8,7 @@ use std::collections::HashSet;
 
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use rseq_slice_glommio::{BuilderExt, slice_critical};
-use rseq_slice_testkit::{Recorder, say};
-use tracing::Level;
+use rseq_slice_testkit::{LibraryTrace, Recorder, say};
 
 #[test]
 fn user_spans_keep_their_parents_and_the_reason_is_said_once() {
@@ -31,19 +30,11 @@ fn user_spans_keep_their_parents_and_the_reason_is_said_once() {
     }
     let threads = metrics.threads();
     let recorded = rec.recorded();
-    let parents: Vec<Option<&str>> = recorded
-        .iter()
-        .filter(|r| r.span == Some("user_request"))
-        .map(|r| r.parent)
-        .collect();
-    let library_spans = recorded
-        .iter()
-        .filter(|r| r.span.is_some() && r.target.starts_with("rseq_slice"))
-        .count();
-    let warns = recorded
-        .iter()
-        .filter(|r| r.target == "rseq_slice" && r.level == Level::WARN)
-        .count();
+    let LibraryTrace {
+        parents,
+        library_spans,
+        warnings: warns,
+    } = LibraryTrace::of(&recorded, "user_request");
     let reasons: HashSet<_> = threads.iter().filter_map(|t| t.state.err()).collect();
     say(format_args!(
         "glommio: user spans {}, their parents {:?}; library spans {library_spans}; WARNs \

@@ -8,9 +8,9 @@
 
 use std::collections::HashSet;
 
-use rseq_slice_testkit::{Recorder, say};
+use rseq_slice_testkit::{LibraryTrace, Recorder, say};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, slice_critical};
-use tracing::{Instrument, Level};
+use tracing::Instrument;
 
 /// The sockets this process has open.
 fn sockets() -> usize {
@@ -72,19 +72,11 @@ fn the_one_liner_leaves_user_spans_sockets_and_logs_alone() {
     drop(rt);
     let recorded = rec.recorded()[start..].to_vec();
 
-    let parents: Vec<Option<&str>> = recorded
-        .iter()
-        .filter(|r| r.span == Some("user_request"))
-        .map(|r| r.parent)
-        .collect();
-    let library_spans = recorded
-        .iter()
-        .filter(|r| r.span.is_some() && r.target.starts_with("rseq_slice"))
-        .count();
-    let warns = recorded
-        .iter()
-        .filter(|r| r.target == "rseq_slice" && r.level == Level::WARN)
-        .count();
+    let LibraryTrace {
+        parents,
+        library_spans,
+        warnings: warns,
+    } = LibraryTrace::of(&recorded, "user_request");
     let reasons: HashSet<_> = metrics
         .threads()
         .iter()

@@ -3,7 +3,7 @@
 //! (as the kernel's `slice_test` has), a `tracing` recorder.
 
 mod recorder;
-pub use recorder::{Recorded, Recorder};
+pub use recorder::{LibraryTrace, Recorded, Recorder};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -36,6 +36,38 @@ impl Recorded {
     }
 }
 
+/// What the library did to a program's tracing, read from its records.
+#[derive(Debug)]
+pub struct LibraryTrace {
+    /// The parent of each span named as asked (the user's spans).
+    pub parents: Vec<Option<&'static str>>,
+    /// Spans of the library's targets (`rseq_slice*`).
+    pub library_spans: usize,
+    /// `WARN` events of target `rseq_slice`.
+    pub warnings: usize,
+}
+
+impl LibraryTrace {
+    /// Read `records`, taking spans named `user_span` as the user's.
+    pub fn of(records: &[Recorded], user_span: &str) -> LibraryTrace {
+        LibraryTrace {
+            parents: records
+                .iter()
+                .filter(|r| r.span == Some(user_span))
+                .map(|r| r.parent)
+                .collect(),
+            library_spans: records
+                .iter()
+                .filter(|r| r.span.is_some() && r.target.starts_with("rseq_slice"))
+                .count(),
+            warnings: records
+                .iter()
+                .filter(|r| r.target == "rseq_slice" && r.level == Level::WARN)
+                .count(),
+        }
+    }
+}
+
 /// The process's recorder (installed as the global default on first use).
 #[derive(Debug, Default)]
 pub struct Recorder {
