@@ -55,6 +55,19 @@ impl Kernel {
         self.base_slice_us + self.tick_if_remote(cpus)
     }
 
+    /// What a fair wake-up beside `SCHED_IDLE` hogs may add to the quiet
+    /// tail: on one CPU nothing (the hog is preempted at once); on several,
+    /// a nice-0 wakee can wait out another nice-0 task's protected slice
+    /// (the client's or another worker's: docs/guest.md, the experiment
+    /// under "Verdict"), plus a tick where the wake waits for one.
+    pub(crate) fn sched_idle_allowance_us(&self, cpus: usize) -> f64 {
+        if cpus > 1 {
+            self.base_slice_us + self.tick_if_remote(cpus)
+        } else {
+            0.0
+        }
+    }
+
     /// One tick where a cross-CPU wake-up waits for it, else 0.
     pub(crate) fn tick_if_remote(&self, cpus: usize) -> f64 {
         if self.remote_wake_waits_a_tick(cpus) {
@@ -148,5 +161,8 @@ mod tests {
         assert!(!k("full", true).remote_wake_waits_a_tick(2));
         assert_eq!(k("lazy", true).nice19_allowance_us(2), 2400.0);
         assert_eq!(k("full", true).nice19_allowance_us(2), 1400.0);
+        assert_eq!(k("lazy", true).sched_idle_allowance_us(1), 0.0);
+        assert_eq!(k("lazy", true).sched_idle_allowance_us(2), 2400.0);
+        assert_eq!(k("full", false).sched_idle_allowance_us(4), 1400.0);
     }
 }

@@ -14,9 +14,10 @@
 //!   where a lazy remote wake-up waits for the target's tick;
 //! - a spinning waiter sees another CPU's store in about 0.1 µs;
 //! - `SCHED_IDLE` hogs leave a nice-0 service's p99.9 within 1.5× of its
-//!   quiet value (plus that tick), and `nice 19` hogs within the hog's
-//!   protected slice (`RUN_TO_PARITY`: the base slice, 0.7 ms × (1 + log2
-//!   CPUs)) plus that tick;
+//!   quiet value on one CPU (on several, plus a base slice and that tick: a
+//!   wakee can wait out another nice-0 task's protected slice), and `nice
+//!   19` hogs within the hog's protected slice (`RUN_TO_PARITY`: the base
+//!   slice, 0.7 ms × (1 + log2 CPUs)) plus that tick;
 //! - a lower load never gives a worse tail.
 
 mod handoff;
@@ -250,6 +251,7 @@ fn main() {
         let t = tail(&s);
         let allowance = kernel.nice19_allowance_us(all);
         let tick = kernel.tick_if_remote(all);
+        let idle_allowance = kernel.sched_idle_allowance_us(all);
         let (name, pass) = match b {
             Batch::Nice19 => (
                 "service_nice19",
@@ -257,7 +259,7 @@ fn main() {
             ),
             Batch::Idle => (
                 "service_sched_idle",
-                Some(within_plus(t, quiet_tail, 1.5, tick)),
+                Some(within_plus(t, quiet_tail, 1.5, idle_allowance)),
             ),
             Batch::Nice0 => ("service_nice0", None),
         };
@@ -276,7 +278,14 @@ fn main() {
                         ""
                     }
                 ),
-                Batch::Idle => format!("keeps up, p99.9 <= 1.5x quiet + {tick:.0} µs"),
+                Batch::Idle => format!(
+                    "keeps up, p99.9 <= 1.5x quiet + {idle_allowance:.0} µs{}",
+                    if idle_allowance > 0.0 {
+                        " (a nice-0 task's slice, and a lazy remote tick where one applies)"
+                    } else {
+                        ""
+                    }
+                ),
                 Batch::Nice0 => "reference".into(),
             },
             pass,
