@@ -112,8 +112,9 @@ fn script(b: &Boot, exe: &Path, args: &str) -> Result<String> {
     Ok(format!("{} {args}\n", b.path(exe)?))
 }
 
-/// The guest suite's short form (`cargo xtask test --pass fidelity`).
-pub(crate) fn short_script(b: &Boot) -> Result<String> {
+/// The guest suite's short form (`cargo xtask test --pass fidelity`); with
+/// `platform`, only the platform's own checks (`--pass fidelity-bounded`).
+pub(crate) fn short_script(b: &Boot, platform: bool) -> Result<String> {
     let mode = format!(
         "suite: {}, {}, {} vCPU",
         b.clock.describe(),
@@ -123,7 +124,11 @@ pub(crate) fn short_script(b: &Boot) -> Result<String> {
     script(
         b,
         &build_fidelity()?,
-        &format!("--short --mode {}", guest::sh_quote(&mode)),
+        &format!(
+            "--short{} --mode {}",
+            if platform { " --platform" } else { "" },
+            guest::sh_quote(&mode)
+        ),
     )
 }
 
