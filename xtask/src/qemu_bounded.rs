@@ -273,12 +273,16 @@ fn self_test(bin: &Path) -> Result<()> {
         "-nodefaults",
         "-no-reboot",
     ];
-    let out = Command::new("timeout")
-        .arg("5")
-        .arg(bin)
-        .args(machine)
-        .env(crate::qemu::QUANTUM_ENV, "5000")
-        .output()?;
+    // The machine for five seconds at most, with quantum `q`.
+    let run = |q: &str| {
+        Command::new("timeout")
+            .arg("5")
+            .arg(bin)
+            .args(machine)
+            .env(crate::qemu::QUANTUM_ENV, q)
+            .output()
+    };
+    let out = run("5000")?;
     let err = String::from_utf8_lossy(&out.stderr);
     if !err.contains("capped at 5000 instructions") {
         return Err(format!(
@@ -288,12 +292,7 @@ fn self_test(bin: &Path) -> Result<()> {
         )
         .into());
     }
-    let out = Command::new("timeout")
-        .arg("5")
-        .arg(bin)
-        .args(machine)
-        .env(crate::qemu::QUANTUM_ENV, "100")
-        .output()?;
+    let out = run("100")?;
     if out.status.code() != Some(1) {
         return Err(format!(
             "{}: a quantum of 100 was not refused ({})",
