@@ -1,0 +1,196 @@
+//! Sections at tokio's own lock holds (the service's `tokio-locks` variant),
+//! through the hooks of a tokio patched for the study alone
+//! (`xtask/tokio/lock-hooks.patch`, built by `cargo xtask study --tokio
+//! lock-hooks`, which sets `--cfg rseq_slice_tokio_lock_hooks`).
+//!
+//! tokio calls `acquire` right after it takes one of its locks (or claims
+//! a queue to steal from) and `release` right after it lets go. Holds nest,
+//! so the hooks count: the outermost hold of a thread opens one
+//! [`SliceGuard`], the last release drops it. Nothing allocates: the count
+//! and the guard live in a const-initialised thread-local.
+
+use std::cell::Cell;
+
+use rseq_slice_core::SliceGuard;
+
+/// What a stock build says when asked for the variant.
+pub const UNAVAILABLE: &str = "the tokio-locks variant needs tokio patched with lock hooks: run it with `cargo xtask study --tokio lock-hooks`";
+
+/// What a study built so puts first in its conditions line, so that its
+/// results cannot pass for stock tokio's.
+pub const PATCHED: &str =
+    "tokio patched with hooks at its own lock holds (xtask/tokio/lock-hooks.patch)";
+
+/// Whether this build's tokio has the lock hooks.
+pub const AVAILABLE: bool = cfg!(rseq_slice_tokio_lock_hooks);
+
+/// Nested holds as one section: the first [`enter`](Nest::enter) opens it,
+/// the matching last [`exit`](Nest::exit) closes it.
+pub struct Nest<G> {
+    depth: Cell<u32>,
+    open: Cell<Option<G>>,
+}
+
+impl<G> Nest<G> {
+    /// No hold.
+    pub const fn new() -> Nest<G> {
+        Nest {
+            depth: Cell::new(0),
+            open: Cell::new(None),
+        }
+    }
+
+    /// A hold begins: the outermost one opens the section with `open`.
+    #[inline]
+    pub fn enter(&self, open: impl FnOnce() -> G) {
+        let d = self.depth.get();
+        if d == 0 {
+            self.open.set(Some(open()));
+        }
+        self.depth.set(d.saturating_add(1));
+    }
+
+    /// A hold ends: the outermost one closes the section. An exit without
+    /// a hold (hooks set while a lock was held) does nothing.
+    #[inline]
+    pub fn exit(&self) {
+        match self.depth.get() {
+            0 => {}
+            1 => {
+                self.depth.set(0);
+                drop(self.open.take());
+            }
+            d => self.depth.set(d - 1),
+        }
+    }
+
+    /// Holds open.
+    pub fn depth(&self) -> u32 {
+        self.depth.get()
+    }
+}
+
+impl<G> std::fmt::Debug for Nest<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nest")
+            .field("depth", &self.depth.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G> Default for Nest<G> {
+    fn default() -> Self {
+        Nest::new()
+    }
+}
+
+thread_local! {
+    static HOLDS: Nest<SliceGuard> = const { Nest::new() };
+}
+
+/// tokio's `acquire` hook. A thread the adapter never registered gets an
+/// inert guard; in a thread-local destructor the hold is not counted, and
+/// neither is its release.
+pub fn acquire() {
+    let _ = HOLDS.try_with(|h| h.enter(SliceGuard::new));
+}
+
+/// tokio's `release` hook.
+pub fn release() {
+    let _ = HOLDS.try_with(Nest::exit);
+}
+
+/// Install [`acquire`] and [`release`] as tokio's lock hooks, once per
+/// process.
+///
+/// # Errors
+///
+/// [`UNAVAILABLE`] in a build with stock tokio; a message if hooks were
+/// set already.
+pub fn install() -> Result<(), &'static str> {
+    #[cfg(rseq_slice_tokio_lock_hooks)]
+    {
+        if tokio::runtime::set_lock_hooks(acquire, release) {
+            Ok(())
+        } else {
+            Err("tokio's lock hooks were set already")
+        }
+    }
+    #[cfg(not(rseq_slice_tokio_lock_hooks))]
+    {
+        Err(UNAVAILABLE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the sections opened and closed.
+    struct Section<'a>(&'a Cell<(u32, u32)>);
+
+    impl Drop for Section<'_> {
+        fn drop(&mut self) {
+            let (o, c) = self.0.get();
+            self.0.set((o, c + 1));
+        }
+    }
+
+    fn open(n: &Cell<(u32, u32)>) -> Section<'_> {
+        let (o, c) = n.get();
+        n.set((o + 1, c));
+        Section(n)
+    }
+
+    #[test]
+    fn nested_holds_are_one_section() {
+        let n = Cell::new((0, 0));
+        let nest = Nest::new();
+        nest.enter(|| open(&n));
+        nest.enter(|| open(&n));
+        assert_eq!((nest.depth(), n.get()), (2, (1, 0)));
+        nest.exit();
+        assert_eq!((nest.depth(), n.get()), (1, (1, 0)), "inner release");
+        nest.exit();
+        assert_eq!((nest.depth(), n.get()), (0, (1, 1)), "outer release");
+        nest.enter(|| open(&n));
+        nest.exit();
+        assert_eq!(n.get(), (2, 2), "the next hold opens afresh");
+    }
+
+    #[test]
+    fn a_release_without_a_hold_does_nothing() {
+        let n = Cell::new((0, 0));
+        let nest = Nest::new();
+        nest.exit();
+        nest.enter(|| open(&n));
+        assert_eq!((nest.depth(), n.get()), (1, (1, 0)));
+        nest.exit();
+        nest.exit();
+        assert_eq!((nest.depth(), n.get()), (0, (1, 1)));
+    }
+
+    #[test]
+    fn the_hooks_balance_on_a_thread() {
+        std::thread::spawn(|| {
+            acquire();
+            acquire();
+            release();
+            assert_eq!(HOLDS.with(Nest::depth), 1);
+            release();
+            release();
+            assert_eq!(HOLDS.with(Nest::depth), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_stock_build_refuses_with_the_way_to_get_it() {
+        if AVAILABLE {
+            return;
+        }
+        let e = install().unwrap_err();
+        assert!(e.contains("cargo xtask study --tokio lock-hooks"), "{e}");
+    }
+}
