@@ -7,9 +7,12 @@
 //! a queue to steal from) and `release` right after it lets go. Holds nest,
 //! so the hooks count: the outermost hold of a thread opens one
 //! [`SliceGuard`], the last release drops it. Nothing allocates: the count
-//! and the guard live in a const-initialised thread-local.
+//! and the guard live in a const-initialised thread-local without a
+//! destructor (no hold outlives its thread: tokio's guards end on unwind
+//! too).
 
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 
 use rseq_slice_core::SliceGuard;
 
@@ -25,7 +28,7 @@ pub const PATCHED: &str =
 pub const AVAILABLE: bool = cfg!(rseq_slice_tokio_lock_hooks);
 
 /// Nested holds as one section: the first [`enter`](Nest::enter) opens it,
-/// the matching last [`exit`](Nest::exit) closes it.
+/// the matching last [`exit`](Nest::exit) hands it back to be closed.
 pub struct Nest<G> {
     depth: Cell<u32>,
     open: Cell<Option<G>>,
@@ -50,17 +53,21 @@ impl<G> Nest<G> {
         self.depth.set(d.saturating_add(1));
     }
 
-    /// A hold ends: the outermost one closes the section. An exit without
-    /// a hold (hooks set while a lock was held) does nothing.
+    /// A hold ends: the outermost one returns the section, for the caller
+    /// to close. An exit without a hold returns nothing.
     #[inline]
-    pub fn exit(&self) {
+    #[must_use = "the outermost exit returns the section to close"]
+    pub fn exit(&self) -> Option<G> {
         match self.depth.get() {
-            0 => {}
+            0 => None,
             1 => {
                 self.depth.set(0);
-                drop(self.open.take());
+                self.open.take()
             }
-            d => self.depth.set(d - 1),
+            d => {
+                self.depth.set(d - 1);
+                None
+            }
         }
     }
 
@@ -85,19 +92,22 @@ impl<G> Default for Nest<G> {
 }
 
 thread_local! {
-    static HOLDS: Nest<SliceGuard> = const { Nest::new() };
+    // `ManuallyDrop`: no destructor to register, so the first hold of a
+    // thread allocates nothing either.
+    static HOLDS: Nest<ManuallyDrop<SliceGuard>> = const { Nest::new() };
 }
 
 /// tokio's `acquire` hook. A thread the adapter never registered gets an
-/// inert guard; in a thread-local destructor the hold is not counted, and
-/// neither is its release.
+/// inert guard.
 pub fn acquire() {
-    let _ = HOLDS.try_with(|h| h.enter(SliceGuard::new));
+    HOLDS.with(|h| h.enter(|| ManuallyDrop::new(SliceGuard::new())));
 }
 
 /// tokio's `release` hook.
 pub fn release() {
-    let _ = HOLDS.try_with(Nest::exit);
+    if let Some(g) = HOLDS.with(Nest::exit) {
+        drop(ManuallyDrop::into_inner(g));
+    }
 }
 
 /// Install [`acquire`] and [`release`] as tokio's lock hooks, once per
@@ -126,48 +136,31 @@ pub fn install() -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
-    /// Counts the sections opened and closed.
-    struct Section<'a>(&'a Cell<(u32, u32)>);
-
-    impl Drop for Section<'_> {
-        fn drop(&mut self) {
-            let (o, c) = self.0.get();
-            self.0.set((o, c + 1));
-        }
-    }
-
-    fn open(n: &Cell<(u32, u32)>) -> Section<'_> {
-        let (o, c) = n.get();
-        n.set((o + 1, c));
-        Section(n)
-    }
-
     #[test]
     fn nested_holds_are_one_section() {
-        let n = Cell::new((0, 0));
         let nest = Nest::new();
-        nest.enter(|| open(&n));
-        nest.enter(|| open(&n));
-        assert_eq!((nest.depth(), n.get()), (2, (1, 0)));
-        nest.exit();
-        assert_eq!((nest.depth(), n.get()), (1, (1, 0)), "inner release");
-        nest.exit();
-        assert_eq!((nest.depth(), n.get()), (0, (1, 1)), "outer release");
-        nest.enter(|| open(&n));
-        nest.exit();
-        assert_eq!(n.get(), (2, 2), "the next hold opens afresh");
+        let mut opened = 0;
+        nest.enter(|| {
+            opened += 1;
+            "outer"
+        });
+        nest.enter(|| unreachable!("an inner hold opens nothing"));
+        assert_eq!((nest.depth(), opened), (2, 1));
+        assert_eq!(nest.exit(), None, "inner release");
+        assert_eq!(nest.depth(), 1);
+        assert_eq!(nest.exit(), Some("outer"), "outer release");
+        assert_eq!(nest.depth(), 0);
+        nest.enter(|| "next");
+        assert_eq!(nest.exit(), Some("next"), "the next hold opens afresh");
     }
 
     #[test]
     fn a_release_without_a_hold_does_nothing() {
-        let n = Cell::new((0, 0));
         let nest = Nest::new();
-        nest.exit();
-        nest.enter(|| open(&n));
-        assert_eq!((nest.depth(), n.get()), (1, (1, 0)));
-        nest.exit();
-        nest.exit();
-        assert_eq!((nest.depth(), n.get()), (0, (1, 1)));
+        assert_eq!(nest.exit(), None);
+        nest.enter(|| 1);
+        assert_eq!(nest.exit(), Some(1));
+        assert_eq!((nest.exit(), nest.depth()), (None, 0));
     }
 
     #[test]
@@ -183,6 +176,11 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn the_hooks_need_no_thread_local_destructor() {
+        assert!(!std::mem::needs_drop::<Nest<ManuallyDrop<SliceGuard>>>());
     }
 
     #[test]
