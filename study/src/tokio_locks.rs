@@ -183,6 +183,47 @@ mod tests {
         assert!(!std::mem::needs_drop::<Nest<ManuallyDrop<SliceGuard>>>());
     }
 
+    /// The patched tokio calls the hooks, balanced, at its inject queue
+    /// (tasks spawned from outside), its idle bookkeeping and its timer
+    /// wheel (sleeps). This process's hooks count instead of guarding.
+    #[cfg(rseq_slice_tokio_lock_hooks)]
+    #[test]
+    fn the_patched_tokio_calls_the_hooks_balanced() {
+        use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+        static ACQUIRED: AtomicU64 = AtomicU64::new(0);
+        static RELEASED: AtomicU64 = AtomicU64::new(0);
+        assert!(tokio::runtime::set_lock_hooks(
+            || {
+                ACQUIRED.fetch_add(1, Relaxed);
+            },
+            || {
+                RELEASED.fetch_add(1, Relaxed);
+            },
+        ));
+        assert!(!tokio::runtime::set_lock_hooks(|| {}, || {}), "set once");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                rt.spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_micros(i * 50)).await;
+                })
+            })
+            .collect();
+        rt.block_on(async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        drop(rt);
+        let (a, r) = (ACQUIRED.load(Relaxed), RELEASED.load(Relaxed));
+        assert!(a >= 64, "{a} holds for 64 spawns and sleeps");
+        assert_eq!(a, r, "every hold released");
+    }
+
     #[test]
     fn a_stock_build_refuses_with_the_way_to_get_it() {
         if AVAILABLE {

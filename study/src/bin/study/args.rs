@@ -124,7 +124,7 @@ impl Args {
                 }
             }
             let hooks = name(Variant::TokioLocks);
-            if !tokio_locks::AVAILABLE && variants.iter().any(|v| *v == hooks) {
+            if !tokio_locks::AVAILABLE && variants.contains(&hooks) {
                 return Err(format!("--variants: {}", tokio_locks::UNAVAILABLE));
             }
         }
