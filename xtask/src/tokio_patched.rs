@@ -6,7 +6,8 @@
 //! The study's binaries are built against it in a copy of the workspace
 //! (`target/tokio-lock-hooks/workspace`, the files git lists), because
 //! cargo rewrites Cargo.lock while a `[patch]` is active: the repository's
-//! own Cargo.lock, target directory and published crates never see it.
+//! own Cargo.lock, its other build directories and the published crates
+//! never see it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
