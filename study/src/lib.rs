@@ -1,6 +1,7 @@
 //! The tail-latency study's shared pieces: the service's state (and its hot
 //! lock, three kinds), the lock's wait statistics, the service's own
-//! latency, the load report format, and the flags' value parsers.
+//! latency, the load report format, the flags' value parsers, and the
+//! sections at tokio's own lock holds (a patched tokio's hooks).
 
 pub mod cli;
 pub mod lockstats;
@@ -9,3 +10,4 @@ pub mod report;
 pub mod served;
 pub mod spin_park;
 pub mod state;
+pub mod tokio_locks;

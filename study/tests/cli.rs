@@ -218,3 +218,31 @@ fn study_refuses_variants_the_bundled_service_lacks_and_a_stray_baseline() {
         assert!(!out.exists(), "a refused study created {}", out.display());
     }
 }
+
+#[test]
+fn a_stock_build_refuses_tokio_locks_and_says_how_to_get_it() {
+    if rseq_slice_study::tokio_locks::AVAILABLE {
+        println!("skipped: this build's tokio has the lock hooks");
+        return;
+    }
+    let how = "cargo xtask study --tokio lock-hooks";
+    let out = std::env::temp_dir().join(format!("rseq-slice-cli-tl-{}", std::process::id()));
+    let o = Command::new(env!("CARGO_BIN_EXE_study"))
+        .args(["--variants", "off,tokio-locks", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run the study");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the study accepted tokio-locks: {err}");
+    assert!(err.contains(how), "{err}");
+    assert!(!out.exists(), "a refused study created {}", out.display());
+    let o = Command::new(env!("CARGO_BIN_EXE_service"))
+        .args(["--variant", "tokio-locks", "--max-secs", "5"])
+        .output()
+        .expect("run the service");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "the service ran tokio-locks: {err}");
+    assert!(err.contains(how), "{err}");
+    assert!(o.stdout.is_empty(), "the service listened: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -16,7 +16,8 @@
 //! - `cargo xtask fidelity`: does the guest schedule like hardware? Checks
 //!   with known answers at 1, 2 and 4 vCPUs, two boots each.
 //! - `cargo xtask study`: the tail-latency study (natively when this kernel
-//!   has the feature, else in guests side by side, 1 service vCPU + 1 client vCPU each; `study`).
+//!   has the feature, else in guests side by side, 1 service vCPU + 1 client vCPU each; `study`;
+//!   `--tokio lock-hooks` builds it against a patched tokio, `tokio_patched`).
 //! - `cargo xtask guest -- CMD`: any command in the guest.
 //! - `cargo xtask kernel`: find (or build and cache) the guest kernel.
 //! - `cargo xtask packages`: `cargo test` inside each crate's `.crate`.
@@ -25,7 +26,7 @@
 //! `tools` (qemu and virtme-ng), `qemu` and `qemu_bounded` (which qemu,
 //! and the bounded-turn one built from source), `debian_root` (the glibc 2.41 root),
 //! `build` (cargo and its artifacts), `suite`, `bench`, `bench_locks`,
-//! `fidelity`, `study`, `packages`.
+//! `fidelity`, `study`, `tokio_patched` (the study's tokio with lock hooks), `packages`.
 
 mod bench;
 mod bench_locks;
@@ -39,6 +40,7 @@ mod qemu;
 mod qemu_bounded;
 mod study;
 mod suite;
+mod tokio_patched;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -127,6 +129,12 @@ enum Cmd {
         /// feature): one rate, one repeat, 1.5 s per run.
         #[arg(long, conflicts_with = "full")]
         smoke: bool,
+        /// The tokio the study's binaries are built with: `lock-hooks` is
+        /// tokio 1.54.1 with xtask/tokio/lock-hooks.patch (the service's
+        /// `tokio-locks` variant), built in a copy of the workspace into
+        /// target/tokio-lock-hooks; the published crates never see it.
+        #[arg(long, value_enum, default_value_t = tokio_patched::Tokio::Stock)]
+        tokio: tokio_patched::Tokio,
         /// More `study` flags (after `--`), e.g. `-- --rates 200,400`.
         #[arg(trailing_var_arg = true)]
         extra: Vec<String>,
@@ -288,7 +296,8 @@ fn main() {
             smoke,
             extra,
             boots,
-        } => study::study(&boot, full, smoke, &extra, boots),
+            tokio,
+        } => study::study(&boot, full, smoke, &extra, boots, tokio),
         Cmd::Guest { boot, command } => boot.boot(2).and_then(|mut b| {
             b.rw_dirs.push(workspace_root().join("out"));
             guest::run(&b, &command.join(" ")).map(|c| c == 0)

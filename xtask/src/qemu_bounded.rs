@@ -306,7 +306,7 @@ fn self_test(bin: &Path) -> Result<()> {
 
 /// FNV-1a, 64 bits, over the parts (each followed by a zero byte): a cache
 /// key, not a checksum anyone relies on for integrity.
-fn fnv1a(parts: &[&str]) -> u64 {
+pub(crate) fn fnv1a(parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for &b in p.as_bytes().iter().chain(&[0u8]) {

@@ -2,11 +2,15 @@
 //! the guest.
 
 use super::*;
+use crate::tokio_patched::{self, Tokio};
 
 /// Build the study's binaries (release, `--cfg tokio_unstable` for the
-/// scheduler sections) and return their directory.
-pub(crate) fn build_study(release: bool) -> Result<PathBuf> {
-    let mut c = unstable_cargo();
+/// scheduler sections; against `tokio`) and return their directory.
+pub(crate) fn build_study(tokio: Tokio, release: bool) -> Result<PathBuf> {
+    let mut c = match tokio {
+        Tokio::Stock => unstable_cargo(),
+        Tokio::LockHooks => tokio_patched::cargo()?,
+    };
     c.args(["build", "-p", "rseq-slice-study", "--bins"]);
     if release {
         c.arg("--release");
@@ -118,8 +122,9 @@ pub(crate) fn study(
     smoke: bool,
     extra: &[String],
     boots: Option<u32>,
+    tokio: Tokio,
 ) -> Result<bool> {
-    let bins = build_study(!smoke)?;
+    let bins = build_study(tokio, !smoke)?;
     let exe = bins.join("study");
     let mut flags: Vec<String> = Vec::new();
     if full {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::build::build_lock_holder_preemption;
+use crate::tokio_patched::Tokio;
 
 /// One boot of the guest suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -252,7 +253,7 @@ pub(crate) fn test(host: bool, in_guest: bool, boot: &BootArgs, passes: &[Pass])
         ok &= preemption_smoke()?;
         ok &= check_aarch64()?;
         eprintln!("xtask: latency study smoke run on the host");
-        let smoke = crate::study::study(boot, false, true, &[], None)?;
+        let smoke = crate::study::study(boot, false, true, &[], None, Tokio::Stock)?;
         let dir = workspace_root().join("out/smoke");
         let files = [
             "results.csv",

@@ -7,7 +7,11 @@
 //! `rseq_slice_study::state`); `sched` is scheduler sections alone
 //! (`SliceConfig::new().scheduler_sections(true)`, needs `--cfg
 //! tokio_unstable`); `polls` is `sched` plus whole task polls as sections
-//! (`task_polls(true)`). Only `locks` changes the handler's code. `--lock`
+//! (`task_polls(true)`); `tokio-locks` is `oneliner` plus a section at
+//! each of tokio's own lock holds (inject queue, scheduler mutex, timer
+//! wheel, steals), through the hooks of a patched tokio
+//! ([`rseq_slice_study::tokio_locks`]; a stock build refuses it). Only
+//! `locks` changes the handler's code. `--lock`
 //! picks the hot lock,
 //! `--hold-us` its hold time. Prints `listening <port>` on stdout; `GET
 //! /metrics` answers the slice counters, the hot lock's statistics and the
@@ -21,7 +25,7 @@ use axum::extract::{Path, State as AxState};
 use axum::routing::get;
 use clap::{Parser, ValueEnum};
 use rseq_slice_study::state::{LockKind, Setup, State, mix};
-use rseq_slice_study::{lockstats, served};
+use rseq_slice_study::{lockstats, served, tokio_locks};
 use rseq_slice_tokio::{BuilderExt, SliceConfig, SliceMetrics};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -31,6 +35,7 @@ enum Variant {
     Sched,
     Polls,
     Locks,
+    TokioLocks,
 }
 
 #[derive(Parser, Debug)]
@@ -139,6 +144,9 @@ async fn metrics_handler(AxState(app): AxState<App>) -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.variant == Variant::TokioLocks {
+        tokio_locks::install().map_err(|e| anyhow::anyhow!("service: {e}"))?;
+    }
     if args.variant != Variant::Off && !cfg!(tokio_unstable) {
         eprintln!(
             "service: built without --cfg tokio_unstable: scheduler sections are not installed"
@@ -149,7 +157,8 @@ fn main() -> Result<()> {
     let metrics = if args.variant == Variant::Off {
         None
     } else {
-        // `oneliner` and `locks`: the defaults (`with_slice_extension()`).
+        // `oneliner`, `locks` and `tokio-locks`: the defaults
+        // (`with_slice_extension()`).
         let cfg = SliceConfig::new()
             .scheduler_sections(matches!(args.variant, Variant::Sched | Variant::Polls))
             .task_polls(args.variant == Variant::Polls);

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use rseq_slice_study::cli;
 use rseq_slice_study::state::LockKind;
+use rseq_slice_study::{cli, tokio_locks};
 
 /// CPU noise next to the service (hogs and wakers: as many as the CPUs the
 /// study is pinned to).
@@ -89,6 +89,10 @@ pub(crate) enum Variant {
     /// What ships: `with_slice_extension()` with its defaults, plus
     /// slice-aware lock holds.
     Locks,
+    /// `with_slice_extension()` with its defaults, plus sections at tokio's
+    /// own lock holds: needs the study built by `cargo xtask study --tokio
+    /// lock-hooks`.
+    TokioLocks,
 }
 
 /// A variant's name: letters, digits, `-` and `_` (it goes into file
@@ -115,9 +119,13 @@ impl Args {
             for v in variants.iter().chain([&self.baseline]) {
                 if <Variant as ValueEnum>::from_str(v, false).is_err() {
                     return Err(format!(
-                        "--variants: the bundled service has no variant {v:?} (it has off, control, oneliner, sched, polls, locks; name your own with --service)"
+                        "--variants: the bundled service has no variant {v:?} (it has off, control, oneliner, sched, polls, locks, tokio-locks; name your own with --service)"
                     ));
                 }
+            }
+            let hooks = name(Variant::TokioLocks);
+            if !tokio_locks::AVAILABLE && variants.contains(&hooks) {
+                return Err(format!("--variants: {}", tokio_locks::UNAVAILABLE));
             }
         }
         if self.baseline == CONTROL {

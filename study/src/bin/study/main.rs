@@ -34,6 +34,7 @@ use clap::Parser;
 use crate::args::Args;
 use crate::plan::{Config, Plan};
 use crate::store::{Record, latest_ok};
+use rseq_slice_study::tokio_locks;
 
 /// Every output from runs.jsonl: table.md (printed), results.csv, runs.csv,
 /// results.json, latency.png, p99_vs_load.png, p999_vs_load.png.
@@ -169,10 +170,13 @@ fn main() -> Result<()> {
             format!("client: loadgen shares CPUs {service_cpus:?} with the service and the noise")
         }
     };
-    let conditions = match &args.conditions {
+    let mut conditions = match &args.conditions {
         Some(note) => format!("{note}; {detected}; {kernel}; {client}"),
         None => format!("{detected}; {kernel}; {client}"),
     };
+    if tokio_locks::AVAILABLE {
+        conditions = format!("{}; {conditions}", tokio_locks::PATCHED);
+    }
     eprintln!(
         "study: {conditions}; pinned to CPUs {cpus:?}\nstudy: {} configurations x {} levels x {} variants x {} repeats = {} runs, >= {} requests each after {} s of warm-up",
         plan.configs.len(),
