@@ -107,10 +107,11 @@ impl SliceConfig {
     /// without it this guards nothing, and building the runtime says so
     /// (a `tracing` WARN).
     ///
-    /// Off by default: no measurement on a platform that passes the
-    /// workspace's fidelity checks shows them to help (its `docs/study.md`;
-    /// the study's `sched` variant measures them). Measure before turning
-    /// them on.
+    /// Off by default: measured beside nice-0 batch work on 2 and 4 vCPUs
+    /// (layouts that pass the workspace's fidelity checks), they changed
+    /// no p99.9 (1.04–1.15× off, none significant) and cost 1–2 % of p50
+    /// (its `docs/study.md`; the study's `sched` variant). Measure before
+    /// turning them on.
     pub fn scheduler_sections(mut self, on: bool) -> Self {
         self.scheduler_sections = on;
         self
@@ -121,9 +122,14 @@ impl SliceConfig {
         self.scheduler_sections
     }
 
-    /// Guard every whole task poll. Off by default. Needs `--cfg
-    /// tokio_unstable`: without it this guards nothing, and building the
-    /// runtime says so (a `tracing` WARN).
+    /// Guard every whole task poll. Needs `--cfg tokio_unstable`: without
+    /// it this guards nothing, and building the runtime says so (a
+    /// `tracing` WARN).
+    ///
+    /// Off by default: a poll can outlast a grant, and measured on 4 vCPUs
+    /// beside nice-0 batch work whole polls made p99.9 worse (1.12× off,
+    /// significant), with most of their grants revoked or expired (the
+    /// workspace's `docs/study.md`, the `polls` variant).
     pub fn task_polls(mut self, on: bool) -> Self {
         self.task_polls = on;
         self
